@@ -1,0 +1,64 @@
+"""The one place where user-facing failures are described.
+
+Every failure a user can act on is a :class:`BuildpackError` with a title, a cause that
+names the file and line where one is known, and the fix. ``bin/build`` and ``bin/detect``
+print it and exit non-zero; nothing else in the code prints errors.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where something was declared: a file and, when known, a 1-based line number."""
+
+    path: Path
+    line: Optional[int] = None
+
+    def describe(self, root: Optional[Path] = None) -> str:
+        """Return ``path:line`` with the path relative to ``root`` when possible."""
+        path = self.path
+        if root is not None:
+            try:
+                path = path.relative_to(root)
+            except ValueError:
+                pass
+        return f"{path}:{self.line}" if self.line else str(path)
+
+
+class BuildpackError(Exception):
+    """A failure the user can fix, told as title, cause and fix.
+
+    ``user_error`` says whose fault it is: True for bad input or an unsupported
+    request, False for a fault of the buildpack or of a tool it ran.
+    """
+
+    def __init__(
+        self,
+        title: str,
+        cause: str,
+        fix: str,
+        origin: Optional[Origin] = None,
+        user_error: bool = True,
+    ) -> None:
+        super().__init__(title)
+        self.title = title
+        self.cause = cause
+        self.fix = fix
+        self.origin = origin
+        self.user_error = user_error
+
+    def render(self, root: Optional[Path] = None) -> str:
+        """Return the message as the build log shows it."""
+        where = f" ({self.origin.describe(root)})" if self.origin else ""
+        kind = "" if self.user_error else " [buildpack fault: please report it]"
+        return (
+            f"[Error: {self.title}]{kind}\n"
+            f"{self.cause}{where}\n"
+            f"\n"
+            f"What to do: {self.fix}\n"
+        )
