@@ -65,6 +65,7 @@ class Config:
 
     force_detect: bool = False
     torch_index_url: str = DEFAULT_TORCH_INDEX_URL
+    torch_index_url_set: bool = False
     torch_variant: str = "cpu"
     heavy_packages: Tuple[str, ...] = ()
     heavy_threshold_mb: int = DEFAULT_HEAVY_THRESHOLD_MB
@@ -98,6 +99,7 @@ class Config:
         return cls(
             force_detect=_flag(env, "BP_ML_FORCE_DETECT", False),
             torch_index_url=(env.get("BP_ML_TORCH_INDEX_URL") or DEFAULT_TORCH_INDEX_URL).strip(),
+            torch_index_url_set=bool((env.get("BP_ML_TORCH_INDEX_URL") or "").strip()),
             torch_variant=variant,
             heavy_packages=_names(env.get("BP_ML_HEAVY_PACKAGES")),
             heavy_threshold_mb=threshold,

@@ -1,0 +1,409 @@
+"""Turn what the app declares into the full pinned set for this interpreter.
+
+Requirements files and pyproject dependencies are resolved with ``uv pip compile``
+for the build's own interpreter, so markers are evaluated for the target. A lock
+file's pins are taken as they are.
+
+With the CPU variant (the default) the torch family is routed to the CPU index: uv
+takes a small generated project, beside the app's own inputs, that names each
+torch-family package with an explicit index source. uv applies sources only to direct
+dependencies, so a torch reached through another package (sentence-transformers, say)
+is found by a first pass and routed in a second one (field case F02).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple
+
+import tomli_w
+from packaging.markers import default_environment
+from packaging.utils import canonicalize_name
+
+from . import classify
+from .config import Config
+from .errors import BuildpackError, Origin
+from .indexes import AppIndexes, redact, redact_text
+from .output import Log
+from .tomlcompat import tomllib
+from .uvtool import Uv
+
+
+@dataclass(frozen=True)
+class Pin:
+    """One distribution of the resolved set."""
+
+    name: str
+    version: str
+    requirement: str
+    index: Optional[str] = None
+    via: Tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        return f"{self.name} {self.version}".strip()
+
+
+@dataclass
+class Resolution:
+    pins: List[Pin]
+    torch_index: Optional[str] = None
+    notes: List[str] = field(default_factory=list)
+
+    def by_name(self) -> Dict[str, Pin]:
+        return {pin.name: pin for pin in self.pins}
+
+
+@dataclass(frozen=True)
+class TorchRoute:
+    """Where torch-family packages come from, or None to leave them to the app."""
+
+    index_url: Optional[str]
+
+
+def torch_route(config: Config) -> TorchRoute:
+    """The CPU index for the cpu variant; for cuda, a user-set index or PyPI's builds."""
+    if config.torch_variant == "cpu":
+        return TorchRoute(config.torch_index_url)
+    if config.torch_variant == "cuda" and config.torch_index_url_set:
+        return TorchRoute(config.torch_index_url)
+    return TorchRoute(None)
+
+
+# --------------------------------------------------------------------------- resolve
+
+
+def resolve(
+    declaration,
+    config: Config,
+    indexes: AppIndexes,
+    python: str,
+    uv: Uv,
+    workdir: Path,
+    log: Log,
+) -> Resolution:
+    """Resolve ``declaration`` (not a lock file) into pins; raise BuildpackError."""
+    route = torch_route(config)
+    requirements = list(declaration.requirements)
+    inputs = _write_inputs(workdir, requirements, declaration.constraints)
+
+    routed: Dict[str, str] = {}
+    if route.index_url:
+        for declared in requirements:
+            if declared.name in classify.TORCH_FAMILY:
+                marker = declared.requirement.marker if declared.requirement else None
+                routed[declared.name] = f"{declared.name} ; {marker}" if marker else declared.name
+
+    first = _compile(uv, workdir, inputs, routed, route, indexes, python, declaration, log)
+    if not route.index_url:
+        return Resolution(first, torch_index=None)
+
+    transitive = sorted(
+        pin.name for pin in first if pin.name in classify.TORCH_FAMILY and pin.name not in routed
+    )
+    if not transitive:
+        resolution = Resolution(first, torch_index=route.index_url)
+        _note_torch(resolution, {}, log)
+        return resolution
+
+    unrouted = {pin.name: pin for pin in first}
+    for name in transitive:
+        through = ", ".join(v for v in unrouted[name].via if not v.startswith("-")) or "?"
+        log.detail(f"{name} is reached through {through}; routing it to the CPU index too")
+        routed[name] = name
+    second = _compile(uv, workdir, inputs, routed, route, indexes, python, declaration, log)
+    resolution = Resolution(second, torch_index=route.index_url)
+    _note_torch(resolution, unrouted, log)
+    return resolution
+
+
+def _note_torch(resolution: Resolution, unrouted: Mapping[str, Pin], log: Log) -> None:
+    """Log each torch-family substitution and any CUDA package that is left."""
+    for pin in resolution.pins:
+        if pin.name not in classify.TORCH_FAMILY:
+            continue
+        before = unrouted.get(pin.name)
+        if before is not None and before.version != pin.version:
+            dropped = [p.name for p in unrouted.values() if classify.is_cuda_package(p.name)]
+            line = (f"{pin.name} {before.version} (PyPI, CUDA build with {len(dropped)} "
+                    f"CUDA packages) -> {pin.version} from the CPU index")
+        else:
+            line = f"{pin.name} {pin.version} from the CPU index"
+        resolution.notes.append(line)
+        log.detail(line)
+    for pin in resolution.pins:
+        if classify.is_cuda_package(pin.name):
+            who = ", ".join(pin.via) or "an unknown package"
+            log.warning(
+                "CUDA package kept",
+                f"{pin.describe()} is required by {who}, not by torch, so it stays.\n"
+                "It only works on a GPU machine; drop that requirement for a CPU image.",
+            )
+
+
+def _write_inputs(workdir: Path, requirements: Sequence, constraints: Sequence) -> List[str]:
+    """Write the flattened requirements (and constraints); return uv's input args."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    req_file = workdir / "requirements.in"
+    req_file.write_text("".join(f"{r.text}\n" for r in requirements))
+    args = [str(req_file)]
+    if constraints:
+        con_file = workdir / "constraints.txt"
+        con_file.write_text("".join(f"{c.text}\n" for c in constraints))
+        args += ["--constraints", str(con_file)]
+    return args
+
+
+def _write_routing_project(workdir: Path, routed: Mapping[str, str], index_url: str) -> Path:
+    """Write the generated project that pins torch-family names to the torch index."""
+    project_dir = workdir / "torch-routing"
+    project_dir.mkdir(parents=True, exist_ok=True)
+    document = {
+        "project": {
+            "name": "torch-routing",
+            "version": "0",
+            "dependencies": [routed[name] for name in sorted(routed)],
+        },
+        "tool": {
+            "uv": {
+                "index": [{"name": "torch", "url": index_url, "explicit": True}],
+                "sources": {name: {"index": "torch"} for name in sorted(routed)},
+            }
+        },
+    }
+    path = project_dir / "pyproject.toml"
+    path.write_text(tomli_w.dumps(document))
+    return path
+
+
+def _compile(
+    uv: Uv,
+    workdir: Path,
+    inputs: List[str],
+    routed: Mapping[str, str],
+    route: TorchRoute,
+    indexes: AppIndexes,
+    python: str,
+    declaration,
+    log: Log,
+    output_format: str = "requirements.txt",
+) -> List[Pin]:
+    args = ["pip", "compile", inputs[0]]
+    if routed and route.index_url:
+        args.append(str(_write_routing_project(workdir, routed, route.index_url)))
+    args += inputs[1:]
+    args += ["--python", python, "--no-config", "--no-header", "--emit-index-annotation",
+             "--annotation-style", "split", "--format", output_format, "--quiet"]
+    for name in sorted(classify.NEVER_BUILD_FROM_SOURCE):
+        args += ["--no-build-package", name]
+    args += indexes.uv_args()
+    done = uv.run(args, cwd=workdir, log=log)
+    if done.returncode != 0:
+        raise resolution_error(done.stderr, declaration, python)
+    if output_format != "requirements.txt":
+        (workdir / "resolution.out").write_text(done.stdout)
+        return []
+    return parse_compiled(done.stdout)
+
+
+def wheel_sizes(uv: Uv, workdir: Path, python: str, indexes: AppIndexes, log: Log
+                ) -> Dict[str, int]:
+    """Sizes of the wheels the resolution will install, from a pylock.toml export.
+
+    Uses the inputs and routing project the last ``resolve`` wrote into ``workdir``;
+    uv answers from its cache. Packages without a known size are left out.
+    """
+    args = ["pip", "compile", str(workdir / "requirements.in")]
+    routing = workdir / "torch-routing" / "pyproject.toml"
+    if routing.is_file():
+        args.append(str(routing))
+    if (workdir / "constraints.txt").is_file():
+        args += ["--constraints", str(workdir / "constraints.txt")]
+    args += ["--python", python, "--no-config", "--format", "pylock.toml", "--quiet",
+             "-o", str(workdir / "pylock.toml")]
+    args += indexes.uv_args()
+    done = uv.run(args, cwd=workdir, log=log)
+    if done.returncode != 0:
+        log.debug("size lookup failed: " + redact_text(done.stderr.strip()))
+        return {}
+    data = tomllib.loads((workdir / "pylock.toml").read_text())
+    sizes: Dict[str, int] = {}
+    for package in data.get("packages", []):
+        files = package.get("wheels") or ([package["sdist"]] if "sdist" in package else [])
+        known = [f.get("size") for f in files if isinstance(f.get("size"), int)]
+        if known:
+            sizes[canonicalize_name(package["name"])] = max(known)
+    return sizes
+
+
+_PIN_LINE = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)(\[[^\]]*\])?\s*==\s*(?P<version>\S+)")
+_DIRECT_LINE = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)(\[[^\]]*\])?\s*@\s*(?P<url>\S+)")
+
+
+def parse_compiled(text: str) -> List[Pin]:
+    """Parse ``uv pip compile`` output (split annotations, index annotations)."""
+    pins: List[Pin] = []
+    current: Optional[dict] = None
+
+    def flush() -> None:
+        if current is not None:
+            pins.append(Pin(current["name"], current["version"], current["requirement"],
+                            current["index"], tuple(current["via"])))
+
+    for raw in text.splitlines():
+        line = raw.rstrip()
+        if not line:
+            continue
+        if not line.startswith(" ") and not line.startswith("#"):
+            flush()
+            requirement = line.split(" \\")[0].strip()
+            if requirement.startswith("-e "):
+                requirement = requirement[3:].strip()
+            pinned = _PIN_LINE.match(requirement)
+            direct = _DIRECT_LINE.match(requirement)
+            if pinned:
+                name, version = pinned.group("name"), pinned.group("version")
+            elif direct:
+                name, version = direct.group("name"), ""
+            else:
+                name, version = requirement, ""
+            current = {"name": canonicalize_name(name), "version": version,
+                       "requirement": requirement, "index": None, "via": []}
+            continue
+        comment = line.strip().lstrip("#").strip()
+        if current is None or not comment:
+            continue
+        if comment.startswith("from "):
+            current["index"] = comment[len("from "):].strip()
+        elif comment.startswith("via "):
+            current["via"].append(comment[len("via "):].strip())
+        elif comment != "via":
+            current["via"].append(comment)
+    flush()
+    return pins
+
+
+# ------------------------------------------------------------------------ lock files
+
+
+def from_lock(declaration, config: Config, python_env: Mapping[str, str], log: Log
+              ) -> Resolution:
+    """Take a lock file's pins as they are, but for the torch variant's substitution."""
+    route = torch_route(config)
+    pins: List[Pin] = []
+    locked = [p for p in declaration.locked if _marker_holds(getattr(p, "marker", None),
+                                                              python_env)]
+    names = {canonicalize_name(p.name) for p in locked}
+    has_torch = bool(names & classify.TORCH_FAMILY)
+    dependents: Dict[str, Set[str]] = {}
+    for package in locked:
+        for dep in getattr(package, "dependencies", None) or ():
+            dependents.setdefault(canonicalize_name(dep), set()).add(canonicalize_name(package.name))
+    notes: List[str] = []
+    for package in locked:
+        name = canonicalize_name(package.name)
+        if route.index_url and has_torch and classify.is_cuda_package(name):
+            users = dependents.get(name)
+            if users is None or users <= (classify.TORCH_FAMILY | _cuda(names)):
+                notes.append(f"dropped {name} {package.version}: only the CUDA torch needs it")
+                continue
+        version = str(package.version)
+        if route.index_url and name in classify.TORCH_FAMILY and "+" not in version:
+            notes.append(f"{name} {version} -> {version}+cpu from the CPU index")
+            version = f"{version}+cpu"
+        requirement = _locked_requirement(package, name, version)
+        index = route.index_url if (route.index_url and name in classify.TORCH_FAMILY) else None
+        pins.append(Pin(name, version, requirement, index, tuple(sorted(dependents.get(name, ())))))
+    for note in notes:
+        log.detail(note)
+    return Resolution(pins, torch_index=route.index_url if has_torch else None, notes=notes)
+
+
+def _cuda(names: Iterable[str]) -> Set[str]:
+    return {n for n in names if classify.is_cuda_package(n)}
+
+
+def _locked_requirement(package, name: str, version: str) -> str:
+    source = getattr(package, "source", None)
+    if isinstance(source, str) and ("://" in source or source.startswith("git+")) \
+            and not _looks_like_index(source):
+        return f"{name} @ {source}"
+    return f"{name}=={version}"
+
+
+def _looks_like_index(source: str) -> bool:
+    return "/simple" in source or source.rstrip("/").endswith(("pypi.org", "/whl/cpu"))
+
+
+def _marker_holds(marker, python_env: Mapping[str, str]) -> bool:
+    if not marker:
+        return True
+    from packaging.markers import Marker, InvalidMarker
+
+    try:
+        parsed = marker if isinstance(marker, Marker) else Marker(str(marker))
+    except InvalidMarker:
+        return True
+    return parsed.evaluate(dict(python_env))
+
+
+def marker_environment() -> Dict[str, str]:
+    """The marker environment of the interpreter running the build (the target's)."""
+    return dict(default_environment())
+
+
+# -------------------------------------------------------------------------- errors
+
+
+def resolution_error(stderr: str, declaration, python: str) -> BuildpackError:
+    """Explain a failed resolution, pointing at the declaring line where we can."""
+    message = redact_text(stderr.strip())
+    mentioned = _declared_names_in(message, declaration)
+    origin: Optional[Origin] = mentioned[0].origin if mentioned else None
+    version = _python_version(python)
+    if "no usable wheels" in message or "building from source is disabled" in message \
+            or "no wheels with a matching" in message:
+        names = ", ".join(sorted({m.name for m in mentioned if m.name})) or "a package"
+        return BuildpackError(
+            "No installable wheel for this Python",
+            f"{names}: a pinned version has no wheel for Python {version} on "
+            f"{_arch()}, and building it from source here would need a compiler "
+            f"toolchain (Rust or C++) that ML packages are not built with.\n\n{message}",
+            f"Pin a newer release that publishes wheels for Python {version}, or pin the "
+            f"app's Python to a version those wheels support (.python-version).",
+            origin=origin,
+        )
+    return BuildpackError(
+        "Could not resolve the app's dependencies",
+        f"uv could not find a set of versions that satisfies every requirement:\n\n{message}",
+        "Relax or correct the requirement named above; pins of torch, torchvision and "
+        "torchaudio must exist on the CPU index (set BP_ML_TORCH_VARIANT=as-declared to "
+        "install exactly what the files say).",
+        origin=origin,
+    )
+
+
+def _declared_names_in(message: str, declaration) -> List:
+    found = []
+    lowered = message.lower()
+    for declared in list(declaration.requirements) + list(declaration.constraints):
+        if declared.name and re.search(rf"\b{re.escape(declared.name)}\b", lowered):
+            found.append(declared)
+    return found
+
+
+def _python_version(python: str) -> str:
+    import sys
+
+    return f"{sys.version_info[0]}.{sys.version_info[1]}"
+
+
+def _arch() -> str:
+    import platform
+
+    return platform.machine()
+
+
+def index_identity(url: Optional[str]) -> Optional[str]:
+    return redact(url) if url else None
