@@ -73,7 +73,8 @@ def classify(body: Texts) -> dict:
     results = []
     for row in probabilities:
         best = int(np.argmax(row))
-        results.append({"label": classifier.classes_[best], "probability": float(row[best])})
+        results.append({"label": str(classifier.classes_[best]),
+                        "probability": float(row[best])})
     return {"results": results}
 
 
