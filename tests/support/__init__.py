@@ -1,0 +1,1 @@
+"""Test harness: generated wheels, loopback package indexes, an emulated lifecycle."""
