@@ -14,13 +14,19 @@ import secrets
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
 
 import pytest
 
 from .index import IndexServer
-from .wheels import WheelFactory, WheelSpec, cpu_index_wheels, pypi_wheels, real_uv_wheel
+from .wheels import (
+    WheelFactory,
+    WheelSpec,
+    cpu_index_wheels,
+    pypi_wheels,
+    real_uv_wheel,
+)
 
 MakeIndex = Callable[..., IndexServer]
 
@@ -36,8 +42,8 @@ def python_bin_dir(directory: Path) -> Path:
     ``$MLBP_TEST_PYTHON``. A directory of just these links keeps the rest of that
     interpreter's ``bin`` (pyenv's scripts such as ``flask``) off the build PATH.
     """
-    python = os.environ.get("MLBP_TEST_PYTHON") or getattr(
-        sys, "_base_executable", sys.executable
+    python = os.environ.get("MLBP_TEST_PYTHON") or str(
+        getattr(sys, "_base_executable", sys.executable)
     )
     real = Path(python).resolve()
     directory.mkdir(parents=True, exist_ok=True)
@@ -103,7 +109,9 @@ def pypi_index(
     wheel_factory: WheelFactory, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[IndexServer]:
     """The PyPI stand-in: :func:`pypi_wheels` plus the real uv wheel, no auth."""
-    root = _index_dir(wheel_factory, tmp_path_factory.mktemp("pypi"), pypi_wheels(), True)
+    root = _index_dir(
+        wheel_factory, tmp_path_factory.mktemp("pypi"), pypi_wheels(), True
+    )
     with IndexServer(root) as index:
         yield index
 
@@ -147,7 +155,9 @@ def make_index(
         username: str | None = None,
         password: str | None = None,
     ) -> IndexServer:
-        root = _index_dir(wheel_factory, tmp_path_factory.mktemp("index"), specs, with_uv)
+        root = _index_dir(
+            wheel_factory, tmp_path_factory.mktemp("index"), specs, with_uv
+        )
         index = IndexServer(root, username=username, password=password).start()
         started.append(index)
         return index

@@ -22,16 +22,17 @@ import re
 import threading
 import urllib.parse
 import warnings
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from socketserver import ThreadingMixIn
-from typing import Any, Callable, Iterable
+from typing import Any, Self
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 with warnings.catch_warnings():
     # Its bundled bottle imports the cgi module, deprecated since Python 3.11.
     warnings.simplefilter("ignore", DeprecationWarning)
-    import pypiserver
+    import pypiserver  # type: ignore[import-untyped]
 
 WSGIApp = Callable[[dict, Callable[..., Any]], Iterable[bytes]]
 
@@ -87,7 +88,7 @@ class IndexServer:
 
     # -- lifecycle --------------------------------------------------------------
 
-    def start(self) -> "IndexServer":
+    def start(self) -> Self:
         if self.username is not None:
             auth = {
                 "authenticate": ["list", "download"],
@@ -124,7 +125,7 @@ class IndexServer:
             self._server.server_close()
             self._server = None
 
-    def __enter__(self) -> "IndexServer":
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

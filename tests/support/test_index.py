@@ -89,7 +89,7 @@ def test_private_index_serves_with_credentials_and_logs_the_user(
     assert (tmp_path / "smalldep-1.17.0-py3-none-any.whl").is_file()
     served = [r for r in private_pypi_index.requests if r.status == 200]
     assert served and all(r.user == "mlbp-user" for r in served)
-    assert private_pypi_index.password not in private_pypi_index.url
+    assert str(private_pypi_index.password) not in private_pypi_index.url
 
 
 def test_wrong_password_is_refused(private_pypi_index: IndexServer) -> None:

@@ -31,7 +31,9 @@ def installed(wheel_factory: WheelFactory, tmp_path: Path) -> Path:
     wheels = tmp_path / "wheels"
     wheel_factory.populate(wheels, SPECS)
     venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    subprocess.run(
+        [sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True
+    )
     subprocess.run(
         [
             sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"),
@@ -54,18 +56,25 @@ def _python(venv: Path, code: str) -> str:
 
 
 def test_module_imports_and_knows_its_version(installed: Path) -> None:
-    assert _python(installed, "import demo_tool; print(demo_tool.__version__)") == "1.2.3"
+    assert (
+        _python(installed, "import demo_tool; print(demo_tool.__version__)") == "1.2.3"
+    )
 
 
 def test_console_script_runs_module_main(installed: Path) -> None:
     result = subprocess.run(
-        [str(installed / "bin" / "demo-tool"), "hello"], capture_output=True, text=True
+        [str(installed / "bin" / "demo-tool"), "hello"],
+        check=False,
+        capture_output=True,
+        text=True,
     )
     assert result.stdout.strip() == "demo-tool 1.2.3 hello"
 
 
 def test_namespace_packages_share_a_root(installed: Path) -> None:
-    code = "import nsroot.a, nsroot.b; print(nsroot.a.__version__, nsroot.b.DISTRIBUTION)"
+    code = (
+        "import nsroot.a, nsroot.b; print(nsroot.a.__version__, nsroot.b.DISTRIBUTION)"
+    )
     assert _python(installed, code) == "1.0.0 nspkg-b"
 
 
@@ -74,7 +83,9 @@ def test_pth_file_runs_at_startup(installed: Path) -> None:
 
 
 def test_requires_dist_keeps_markers(installed: Path) -> None:
-    code = "import importlib.metadata as m, json; print(json.dumps(m.requires('marked')))"
+    code = (
+        "import importlib.metadata as m, json; print(json.dumps(m.requires('marked')))"
+    )
     assert json.loads(_python(installed, code)) == [
         'triton==3.3.0; platform_system == "Linux"',
         "filelock>=3",
@@ -105,7 +116,11 @@ def test_built_wheels_are_reused_from_disk(tmp_path: Path) -> None:
 def test_pypi_torch_pulls_cuda_wheels_and_cpu_torch_does_not() -> None:
     pypi = {(s.name, s.version): s for s in pypi_wheels()}
     cpu = {(s.name, s.version): s for s in cpu_index_wheels()}
-    assert any(r.startswith("nvidia-cublas-cu12") for r in pypi["torch", "2.13.0"].requires)
+    assert any(
+        r.startswith("nvidia-cublas-cu12") for r in pypi["torch", "2.13.0"].requires
+    )
     assert any(r.startswith("triton") for r in pypi["torch", "2.12.0"].requires)
-    assert not any("nvidia" in r or "triton" in r for r in cpu["torch", "2.13.0+cpu"].requires)
+    assert not any(
+        "nvidia" in r or "triton" in r for r in cpu["torch", "2.13.0+cpu"].requires
+    )
     assert cpu["torchvision", "0.28.0+cpu"].requires == ("torch==2.13.0",)

@@ -34,10 +34,10 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterable
 
 # Bump when the layout of generated wheels changes, so on-disk caches are not reused.
 FACTORY_VERSION = "1"
@@ -355,7 +355,9 @@ def pypi_wheels() -> list[WheelSpec]:
         WheelSpec("numpy", "2.3.1", payload_mb=1),
         WheelSpec("flask", "3.0.3", scripts=("flask",)),
         WheelSpec("gunicorn", "22.0.0", scripts=("gunicorn",)),
-        WheelSpec("fastapi", "0.115.0", requires=("typing-extensions",), scripts=("fastapi",)),
+        WheelSpec(
+            "fastapi", "0.115.0", requires=("typing-extensions",), scripts=("fastapi",)
+        ),
         WheelSpec("uvicorn", "0.30.0", scripts=("uvicorn",)),
         FILELOCK,
         TYPING_EXTENSIONS,
@@ -380,4 +382,3 @@ def cpu_index_wheels() -> list[WheelSpec]:
         CPU_INDEX_FILELOCK,
         CPU_INDEX_TYPING_EXTENSIONS,
     ]
-
