@@ -88,26 +88,36 @@ class Builder:
 
     def read_inputs(self):
         self.log.header("Reading the app's dependencies")
-        declaration = read_declaration(self.ctx.app_dir, self.config)
+        declaration = read_declaration(self.ctx.app_dir, self.config, self.env)
+        if not declaration.files or str(declaration.kind) == "none":
+            raise BuildpackError(
+                "No dependency file",
+                "The app has no requirements.txt, pyproject.toml, uv.lock, poetry.lock "
+                "or Pipfile.lock, so there is nothing for this buildpack to install.",
+                "Add a requirements.txt listing the app's packages, or set "
+                "BP_ML_REQUIREMENTS_FILE to the file that lists them.",
+            )
         files = ", ".join(self._relative(f) for f in declaration.files) or "none"
         self.log.step(f"Using {declaration.kind} ({files})")
         self.log.header("Determining Python")
         self.log.step(f"Python {self.python.version} ({self.python.abi}, "
                       f"{self.python.platform}) at {self.python.executable}")
-        request = getattr(declaration, "python_request", None)
+        request = declaration.python_request
         if request is not None:
-            check_request(self.python, _request_text(request), getattr(request, "origin", None))
-            self.log.step(f"Matches the requested Python {_request_text(request)}")
+            check_request(self.python, request)
+            self.log.step(f"Matches the requested Python {request.text} "
+                          f"({request.origin.describe(self.ctx.app_dir)})")
         return declaration
 
     def app_indexes(self, declaration) -> AppIndexes:
-        options = declaration.index
+        self.log.header("Choosing package indexes")
+        options = declaration.index_options
         indexes = app_indexes(
             self.env,
-            index_url=_value(getattr(options, "index_url", None)),
-            extra_index_urls=[_value(u) for u in getattr(options, "extra_index_urls", ())],
-            find_links=[_value(u) for u in getattr(options, "find_links", ())],
-            options=_pass_through_options(options),
+            index_url=options.index_url.value if options.index_url else None,
+            extra_index_urls=[u.value for u in options.extra_index_urls],
+            find_links=[u.value for u in options.find_links],
+            options=_pass_through_options(options.pass_through_options),
             torch_index_url=self.config.torch_index_url,
         )
         self.log.step(f"Package index: {redact(indexes.default)}"
@@ -135,7 +145,7 @@ class Builder:
                           "packages): no dependency input changed")
             return resolution, sizes, key
         sizes: Dict[str, int] = {}
-        if getattr(declaration, "locked", None) is not None:
+        if declaration.is_locked:
             with self.log.timed(f"Taking the pins of {declaration.kind} as they are"):
                 resolution = from_lock(declaration, self.config, marker_environment(),
                                        self.log)
@@ -275,34 +285,16 @@ class Builder:
             return str(path)
 
 
-def _value(item: Any) -> Any:
-    """Option values may come bare or wrapped with their origin."""
-    if item is None or isinstance(item, str):
-        return item
-    for attribute in ("value", "url"):
-        if hasattr(item, attribute):
-            return getattr(item, attribute)
-    return str(item)
-
-
-def _pass_through_options(options: Any) -> List[str]:
+def _pass_through_options(options: Sequence[Any]) -> List[str]:
+    """uv flags for the requirements' option lines that uv takes as they are."""
     args: List[str] = []
-    for option in getattr(options, "options", ()) or ():
-        text = _value(option)
-        if not text:
-            continue
-        if text.strip() == "--pre":
+    for option in options:
+        text = option.value.strip()
+        if text == "--pre":
             args += ["--prerelease", "allow"]
-        else:
-            args += text.split(None, 1) if " " in text else [text]
+        elif text:
+            args += text.replace("=", " ", 1).split(None, 1)
     return args
-
-
-def _request_text(request: Any) -> str:
-    for attribute in ("text", "value", "specifier"):
-        if hasattr(request, attribute):
-            return str(getattr(request, attribute))
-    return str(request)
 
 
 def _pins_metadata(resolution: Resolution, sizes: Mapping[str, int]) -> List[Dict[str, Any]]:

@@ -8,16 +8,14 @@ version, ABI and platform go into every layer's key.
 
 from __future__ import annotations
 
-import re
 import sys
 import sysconfig
 from dataclasses import dataclass
-from typing import Dict, Optional
+from typing import Dict
 
-from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.tags import sys_tags
 
-from .errors import BuildpackError, Origin
+from .errors import BuildpackError
 
 
 @dataclass(frozen=True)
@@ -50,49 +48,21 @@ class PythonInfo:
                 "interpreter": self.executable}
 
 
-_RUNTIME_TXT = re.compile(r"^python-(\d+(?:\.\d+){0,2})$")
-
-
-def check_request(python: PythonInfo, request: Optional[str], origin: Optional[Origin]
-                  ) -> None:
+def check_request(python: PythonInfo, request) -> None:
     """Raise BuildpackError when the app asks for a Python this one is not.
 
-    ``request`` is what the app wrote: ``3.11`` or ``3.11.4`` (``.python-version``),
-    ``python-3.11.4`` (``runtime.txt``), or a specifier such as ``>=3.10,<3.13``
-    (``requires-python``). A bare version matches on the parts it gives.
+    ``request`` is a ``declared.PythonRequest``: the text the app wrote (in
+    ``.python-version``, ``runtime.txt`` or ``requires-python``), the same as a PEP 440
+    specifier set, and where it was written.
     """
-    if not request:
+    if request.specifier.contains(python.version, prereleases=True):
         return
-    text = request.strip()
-    runtime = _RUNTIME_TXT.match(text)
-    if runtime:
-        text = runtime.group(1)
-    if re.fullmatch(r"\d+(\.\d+){0,2}", text):
-        wanted = text.split(".")
-        have = python.version.split(".")[: len(wanted)]
-        if wanted == have:
-            return
-        described = text
-    else:
-        try:
-            specifier = SpecifierSet(text)
-        except InvalidSpecifier:
-            raise BuildpackError(
-                "Unreadable Python version request",
-                f"{request!r} is neither a version like 3.11 nor a specifier like >=3.10.",
-                "Write a version such as 3.11 (in .python-version) or a PEP 440 "
-                "specifier (in requires-python).",
-                origin=origin,
-            ) from None
-        if specifier.contains(python.version, prereleases=True):
-            return
-        described = str(specifier)
     raise BuildpackError(
         "The app asks for another Python",
-        f"The app asks for Python {described}, but the build environment's python3 "
+        f"The app asks for Python {request.text}, but the build environment's python3 "
         f"is {python.version} ({python.executable}). This buildpack uses the Python "
         f"that the builder or a runtime buildpack provides; it does not install one.",
         f"Change the request to match {python.minor}, or build with a builder (or a "
-        f"Python runtime buildpack before this one) that provides Python {described}.",
-        origin=origin,
+        f"Python runtime buildpack before this one) that provides Python {request.text}.",
+        origin=request.origin,
     )

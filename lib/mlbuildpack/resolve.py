@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple
 
 import tomli_w
-from packaging.markers import default_environment
+from packaging.markers import InvalidMarker, Marker, default_environment
 from packaging.utils import canonicalize_name
 
 from . import classify
@@ -146,7 +146,8 @@ def _write_inputs(workdir: Path, requirements: Sequence, constraints: Sequence) 
     """Write the flattened requirements (and constraints); return uv's input args."""
     workdir.mkdir(parents=True, exist_ok=True)
     req_file = workdir / "requirements.in"
-    req_file.write_text("".join(f"{r.text}\n" for r in requirements))
+    req_file.write_text("".join(f"{'-e ' if r.editable else ''}{r.text}\n"
+                                for r in requirements))
     args = [str(req_file)]
     if constraints:
         con_file = workdir / "constraints.txt"
@@ -196,7 +197,7 @@ def _compile(
     args += ["--python", python, "--no-config", "--no-header", "--emit-index-annotation",
              "--annotation-style", "split", "--format", output_format, "--quiet"]
     for name in sorted(classify.NEVER_BUILD_FROM_SOURCE):
-        args += ["--no-build-package", name]
+        args += ["--only-binary", name]
     args += indexes.uv_args()
     done = uv.run(args, cwd=workdir, log=log)
     if done.returncode != 0:
@@ -289,58 +290,55 @@ def parse_compiled(text: str) -> List[Pin]:
 
 def from_lock(declaration, config: Config, python_env: Mapping[str, str], log: Log
               ) -> Resolution:
-    """Take a lock file's pins as they are, but for the torch variant's substitution."""
+    """Take a lock file's pins as they are, but for the torch variant's substitution.
+
+    With the CPU variant a locked ``torch==X`` becomes ``torch==X+cpu`` from the CPU
+    index, and CUDA packages that only the torch family needs are dropped; each change
+    is logged. Lock files without a dependency graph (Pipfile.lock) drop every CUDA
+    package when torch is locked.
+    """
     route = torch_route(config)
-    pins: List[Pin] = []
-    locked = [p for p in declaration.locked if _marker_holds(getattr(p, "marker", None),
-                                                              python_env)]
+    locked = [p for p in declaration.locked_packages if _marker_holds(p.marker, python_env)]
     names = {canonicalize_name(p.name) for p in locked}
     has_torch = bool(names & classify.TORCH_FAMILY)
     dependents: Dict[str, Set[str]] = {}
+    graph_known = all(p.depends_on is not None for p in locked)
     for package in locked:
-        for dep in getattr(package, "dependencies", None) or ():
-            dependents.setdefault(canonicalize_name(dep), set()).add(canonicalize_name(package.name))
+        for dep in package.depends_on or ():
+            if _marker_holds(dep.marker, python_env):
+                dependents.setdefault(canonicalize_name(dep.name), set()).add(
+                    canonicalize_name(package.name))
+    substitute = bool(route.index_url) and has_torch
+    cuda_names = {n for n in names if classify.is_cuda_package(n)}
+    pins: List[Pin] = []
     notes: List[str] = []
     for package in locked:
         name = canonicalize_name(package.name)
-        if route.index_url and has_torch and classify.is_cuda_package(name):
-            users = dependents.get(name)
-            if users is None or users <= (classify.TORCH_FAMILY | _cuda(names)):
-                notes.append(f"dropped {name} {package.version}: only the CUDA torch needs it")
+        version = package.version or ""
+        if substitute and name in cuda_names:
+            users = dependents.get(name, set())
+            if not graph_known or users <= (classify.TORCH_FAMILY | cuda_names):
+                notes.append(f"dropped {name} {version}: only the CUDA torch needs it")
                 continue
-        version = str(package.version)
-        if route.index_url and name in classify.TORCH_FAMILY and "+" not in version:
-            notes.append(f"{name} {version} -> {version}+cpu from the CPU index")
-            version = f"{version}+cpu"
-        requirement = _locked_requirement(package, name, version)
-        index = route.index_url if (route.index_url and name in classify.TORCH_FAMILY) else None
-        pins.append(Pin(name, version, requirement, index, tuple(sorted(dependents.get(name, ())))))
+        requirement = package.requirement_text()
+        index = None
+        if substitute and name in classify.TORCH_FAMILY:
+            index = route.index_url
+            if version and "+" not in version:
+                notes.append(f"{name} {version} -> {version}+cpu from the CPU index")
+                version = f"{version}+cpu"
+                requirement = f"{name}=={version}"
+        pins.append(Pin(name, version, requirement, index,
+                        tuple(sorted(dependents.get(name, ())))))
     for note in notes:
         log.detail(note)
-    return Resolution(pins, torch_index=route.index_url if has_torch else None, notes=notes)
-
-
-def _cuda(names: Iterable[str]) -> Set[str]:
-    return {n for n in names if classify.is_cuda_package(n)}
-
-
-def _locked_requirement(package, name: str, version: str) -> str:
-    source = getattr(package, "source", None)
-    if isinstance(source, str) and ("://" in source or source.startswith("git+")) \
-            and not _looks_like_index(source):
-        return f"{name} @ {source}"
-    return f"{name}=={version}"
-
-
-def _looks_like_index(source: str) -> bool:
-    return "/simple" in source or source.rstrip("/").endswith(("pypi.org", "/whl/cpu"))
+    return Resolution(pins, torch_index=route.index_url if substitute else None,
+                      notes=notes)
 
 
 def _marker_holds(marker, python_env: Mapping[str, str]) -> bool:
     if not marker:
         return True
-    from packaging.markers import Marker, InvalidMarker
-
     try:
         parsed = marker if isinstance(marker, Marker) else Marker(str(marker))
     except InvalidMarker:
