@@ -31,7 +31,7 @@ from .output import Log, format_duration, format_size
 from .python_env import PythonInfo, check_request
 from .resolve import (Pin, Resolution, from_lock, marker_environment, resolve,
                       torch_route, wheel_sizes)
-from .uvtool import UV_VERSION, Uv, ensure_uv
+from .uvtool import UV_VERSION, Uv, ensure_uv, keep_cached
 
 # Bump when resolution changes meaning, so stored resolutions are not reused.
 RESOLVER_SCHEMA = 1
@@ -82,6 +82,8 @@ class Builder:
         self.log_plan(plans)
         self.install_layers(plans, resolution, indexes, sizes, resolution_key)
         self.write_processes(resolution)
+        if self._uv is None:
+            keep_cached(self.ctx.layers_dir, self.ctx.target.arch)
         self.log.header("Summary")
         self.log.table(("layer", "status", "packages", "size", "time"), self.summary)
         self.log.step(f"Build finished in {format_duration(time.monotonic() - started)}")

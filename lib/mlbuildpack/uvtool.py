@@ -62,13 +62,28 @@ class Uv:
         self.cache_dir.mkdir(parents=True, exist_ok=True)
 
 
+def _wanted(arch: str) -> Dict[str, str]:
+    return {"uv_version": UV_VERSION, "arch": arch, "python": _python_tag()}
+
+
+def keep_cached(layers_dir: Path, arch: str) -> None:
+    """Restate the types of a restored uv layer that this build did not need.
+
+    The lifecycle restores a cached layer's record without ``[types]``; left like
+    that, the layer would be dropped from the cache and installed again next time.
+    """
+    layer = Layer(layers_dir, "uv")
+    if layer.stored_metadata() == _wanted(arch) and (layer.path / "bin" / "uv").is_file():
+        layer.write_record(LayerTypes(cache=True), _wanted(arch))
+
+
 def ensure_uv(layers_dir: Path, env: Mapping[str, str], arch: str, log: Log) -> Path:
     """Return the path of the uv binary, installing it into the ``uv`` layer if needed.
 
     Raises BuildpackError when pip cannot install it.
     """
     layer = Layer(layers_dir, "uv")
-    wanted = {"uv_version": UV_VERSION, "arch": arch, "python": _python_tag()}
+    wanted = _wanted(arch)
     binary = layer.path / "bin" / "uv"
     stored = layer.stored_metadata()
     types = LayerTypes(cache=True)
