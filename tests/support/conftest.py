@@ -1,10 +1,9 @@
 """Fixtures for the harness's own tests (tests/support/test_*.py)."""
 
-from .fixtures import (  # noqa: F401
-    build_image_env,
-    cpu_index,
-    make_index,
-    private_pypi_index,
-    pypi_index,
-    wheel_factory,
-)
+import pytest
+
+from . import fixtures
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    fixtures.register(config)

@@ -1,4 +1,4 @@
-"""pytest fixtures for the harness; a conftest imports the ones it wants.
+"""pytest fixtures for the harness, registered as a plugin by :func:`register`.
 
 Session-scoped: ``build_image_env`` (the build container's environment),
 ``wheel_factory``, ``pypi_index`` (the PyPI stand-in, with the real
@@ -29,6 +29,20 @@ from .wheels import (
 )
 
 MakeIndex = Callable[..., IndexServer]
+
+_PLUGIN_NAME = "mlbp-test-support"
+
+
+def register(config: pytest.Config) -> None:
+    """Make these fixtures visible to every test; call from ``pytest_configure``.
+
+    Registering the module once as a plugin (instead of importing the fixtures
+    into each conftest) gives one instance of each session fixture even when
+    tests/support and tests/integration run together.
+    """
+    if not config.pluginmanager.has_plugin(_PLUGIN_NAME):
+        config.pluginmanager.register(sys.modules[__name__], _PLUGIN_NAME)
+
 
 # System directories a Debian build image has on PATH.
 _SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -100,7 +114,8 @@ def _index_dir(
 ) -> Path:
     factory.populate(root, specs)
     if with_uv:
-        shutil.copyfile(real_uv_wheel(factory.cache_dir), root / real_uv_wheel().name)
+        uv = real_uv_wheel(factory.cache_dir)
+        shutil.copyfile(uv, root / uv.name)
     return root
 
 

@@ -200,6 +200,25 @@ class Image:
         """Where layer ``name`` is at launch (after :meth:`materialize`)."""
         return self.lifecycle.buildpack_layers_dir / name
 
+    def files_containing(self, needle: str | bytes) -> list[Path]:
+        """Stored files of the image's layers and app that contain ``needle``.
+
+        Layer metadata is searched too; a hit there is reported as the path
+        ``<layer>.toml`` under the image's store.
+        """
+        data = needle.encode() if isinstance(needle, str) else needle
+        found = []
+        roots = [layer.path for layer in self.layers.values()] + [self.app_dir]
+        for root in roots:
+            for path in [root, *_walk_sorted(root)]:
+                is_file = path.is_file() and not path.is_symlink()
+                if is_file and data in path.read_bytes():
+                    found.append(path)
+        for name, layer in sorted(self.layers.items()):
+            if data in tomli_w.dumps({"metadata": layer.metadata}).encode():
+                found.append(self.app_dir.parent / f"{name}.toml")
+        return found
+
     def materialize(self, root: Path | None = None) -> Path:
         """Lay the image out under ``root`` and return ``<root>/layers``.
 
