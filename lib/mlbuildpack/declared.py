@@ -206,7 +206,7 @@ class PythonRequest:
     origin: Origin
 
     @classmethod
-    def from_version_text(cls, text: str, origin: Origin) -> "PythonRequest":
+    def from_version_text(cls, text: str, origin: Origin) -> PythonRequest:
         """Read a ``.python-version`` or ``runtime.txt`` entry.
 
         Accepts ``3.12``, ``3.12.1``, ``python-3.12.1``, ``cpython@3.12`` and PEP 440
@@ -230,7 +230,7 @@ class PythonRequest:
             ) from None
 
     @classmethod
-    def from_specifier(cls, text: str, origin: Origin) -> "PythonRequest":
+    def from_specifier(cls, text: str, origin: Origin) -> PythonRequest:
         """Read a PEP 440 specifier such as ``requires-python``'s ``>=3.10``.
 
         Raises :class:`BuildpackError` naming ``origin`` when it is not valid PEP 440.

@@ -304,6 +304,7 @@ def _check_uv_lock_is_current(
         return  # nothing recorded to compare with
 
     locked: Dict[str, Set[SpecifierSet]] = {}
+    name: str
     for item in requires:
         if not isinstance(item, dict) or "extra ==" in str(item.get("marker", "")):
             continue  # optional dependencies are not in [project] dependencies
@@ -448,7 +449,7 @@ def _poetry_main_entries(
 
 
 def _poetry_edges(raw: Mapping[str, Any]) -> List[Tuple[str, Dict[str, Any]]]:
-    edges = []
+    edges: List[Tuple[str, Dict[str, Any]]] = []
     for name, spec in (raw.get("dependencies", {}) or {}).items():
         for item in spec if isinstance(spec, list) else [spec]:
             table = item if isinstance(item, dict) else {"version": item}

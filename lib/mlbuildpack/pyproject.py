@@ -173,7 +173,7 @@ class _PyprojectReader:
         """Apply ``[tool.uv.sources]`` or Poetry 2's per-dependency ``source``."""
         name = declared.name or ""
         uv_sources = {
-            canonicalize_name(k): v
+            str(canonicalize_name(k)): v
             for k, v in _table(self.uv, "sources", self.path).items()
         }
         if name in uv_sources:
@@ -185,7 +185,7 @@ class _PyprojectReader:
                 if isinstance(table, dict)
             ]
         poetry_dependencies = {
-            canonicalize_name(k): v
+            str(canonicalize_name(k)): v
             for k, v in _table(self.poetry, "dependencies", self.path).items()
         }
         extra = poetry_dependencies.get(name)

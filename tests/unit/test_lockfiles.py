@@ -42,8 +42,9 @@ REQUESTS_GIT = f"https://github.com/psf/requests?tag=v2.32.3#{REQUESTS_COMMIT}"
 
 # uv writes each edge on one line; these two are long, so they are spelled out here.
 TORCH_FOR_MACOS = (
-    '{ name = "torch", version = "2.3.1", source = { registry = "https://pypi.org/simple" }'
-    ", marker = \"sys_platform == 'darwin'\" }"
+    '{ name = "torch", version = "2.3.1", '
+    'source = { registry = "https://pypi.org/simple" }, '
+    "marker = \"sys_platform == 'darwin'\" }"
 )
 TORCH_FOR_THE_REST = (
     '{ name = "torch", version = "2.3.1+cpu", '
