@@ -18,19 +18,31 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from . import classify, launch
+from . import launch
 from .cnb import BuildContext, Layer, LayerTypes, write_launch_toml
 from .config import Config, load_platform_env
 from .declared import read_declaration
 from .errors import BuildpackError
 from .indexes import AppIndexes, app_indexes, redact
-from .install import (VENV_LAYER, create_venv, directory_size, install_layer,
-                      venv_environment)
+from .install import (
+    VENV_LAYER,
+    create_venv,
+    directory_size,
+    install_layer,
+    venv_environment,
+)
 from .layers import LayerKey, LayerPlan, key_changes, plan_layers
 from .output import Log, format_duration, format_size
 from .python_env import PythonInfo, check_request
-from .resolve import (Pin, Resolution, from_lock, marker_environment, resolve,
-                      torch_route, wheel_sizes)
+from .resolve import (
+    Pin,
+    Resolution,
+    from_lock,
+    marker_environment,
+    resolve,
+    torch_route,
+    wheel_sizes,
+)
 from .uvtool import UV_VERSION, Uv, ensure_uv, keep_cached
 
 # Bump when resolution changes meaning, so stored resolutions are not reused.
@@ -60,8 +72,14 @@ def main(argv: Sequence[str]) -> int:
 class Builder:
     """One build: the stages above, sharing the context they need."""
 
-    def __init__(self, ctx: BuildContext, env: Mapping[str, str], config: Config,
-                 log: Log, workdir: Path) -> None:
+    def __init__(
+        self,
+        ctx: BuildContext,
+        env: Mapping[str, str],
+        config: Config,
+        log: Log,
+        workdir: Path,
+    ) -> None:
         self.ctx = ctx
         self.env = dict(env)
         self.config = config
@@ -86,7 +104,9 @@ class Builder:
             keep_cached(self.ctx.layers_dir, self.ctx.target.arch)
         self.log.header("Summary")
         self.log.table(("layer", "status", "packages", "size", "time"), self.summary)
-        self.log.step(f"Build finished in {format_duration(time.monotonic() - started)}")
+        self.log.step(
+            f"Build finished in {format_duration(time.monotonic() - started)}"
+        )
 
     def read_inputs(self):
         self.log.header("Reading the app's dependencies")
@@ -102,13 +122,17 @@ class Builder:
         files = ", ".join(self._relative(f) for f in declaration.files) or "none"
         self.log.step(f"Using {declaration.kind} ({files})")
         self.log.header("Determining Python")
-        self.log.step(f"Python {self.python.version} ({self.python.abi}, "
-                      f"{self.python.platform}) at {self.python.executable}")
+        self.log.step(
+            f"Python {self.python.version} ({self.python.abi}, "
+            f"{self.python.platform}) at {self.python.executable}"
+        )
         request = declaration.python_request
         if request is not None:
             check_request(self.python, request)
-            self.log.step(f"Matches the requested Python {request.text} "
-                          f"({request.origin.describe(self.ctx.app_dir)})")
+            self.log.step(
+                f"Matches the requested Python {request.text} "
+                f"({request.origin.describe(self.ctx.app_dir)})"
+            )
         return declaration
 
     def app_indexes(self, declaration) -> AppIndexes:
@@ -122,45 +146,64 @@ class Builder:
             options=_pass_through_options(options.pass_through_options),
             torch_index_url=self.config.torch_index_url,
         )
-        self.log.step(f"Package index: {redact(indexes.default)}"
-                      + "".join(f", {redact(u)}" for u in indexes.extra))
+        self.log.step(
+            f"Package index: {redact(indexes.default)}"
+            + "".join(f", {redact(u)}" for u in indexes.extra)
+        )
         route = torch_route(self.config)
         if route.index_url:
-            self.log.step(f"Torch family index ({self.config.torch_variant}): "
-                          f"{redact(route.index_url)}")
+            self.log.step(
+                f"Torch family index ({self.config.torch_variant}): "
+                f"{redact(route.index_url)}"
+            )
             for url in indexes.scoped_to_torch:
-                self.log.detail(f"The app's index line {redact(url)} is used for torch, "
-                                "torchvision and torchaudio only")
+                self.log.detail(
+                    f"The app's index line {redact(url)} is used for torch, "
+                    "torchvision and torchaudio only"
+                )
         return indexes
 
-    def resolve(self, declaration, indexes: AppIndexes
-                ) -> Tuple[Resolution, Dict[str, int], str]:
+    def resolve(
+        self, declaration, indexes: AppIndexes
+    ) -> Tuple[Resolution, Dict[str, int], str]:
         self.log.header("Resolving dependencies")
         key = self.resolution_key(declaration, indexes)
         stored = Layer(self.ctx.layers_dir, VENV_LAYER).stored_metadata() or {}
         if stored.get("resolution_key") == key and isinstance(stored.get("pins"), list):
-            resolution, sizes = _resolution_from_metadata(stored)
+            resolution, stored_sizes = _resolution_from_metadata(stored)
             if resolution.torch_index:
                 # The stored URL has its credentials cut out; use the configured one.
                 resolution.torch_index = torch_route(self.config).index_url
-            self.log.step(f"Using the previous build's resolution ({len(resolution.pins)} "
-                          "packages): no dependency input changed")
-            return resolution, sizes, key
+            self.log.step(
+                f"Using the previous build's resolution ({len(resolution.pins)} "
+                "packages): no dependency input changed"
+            )
+            return resolution, stored_sizes, key
         sizes: Dict[str, int] = {}
         if declaration.is_locked:
             with self.log.timed(f"Taking the pins of {declaration.kind} as they are"):
-                resolution = from_lock(declaration, self.config, marker_environment(),
-                                       self.log)
+                resolution = from_lock(
+                    declaration, self.config, marker_environment(), self.log
+                )
         else:
             uv = self.uv()
             workdir = self.workdir / "resolve"
-            with self.log.timed(f"Resolving with uv {UV_VERSION} for Python "
-                                f"{self.python.version}"):
-                resolution = resolve(declaration, self.config, indexes,
-                                     self.python.executable, uv, workdir, self.log)
+            with self.log.timed(
+                f"Resolving with uv {UV_VERSION} for Python {self.python.version}"
+            ):
+                resolution = resolve(
+                    declaration,
+                    self.config,
+                    indexes,
+                    self.python.executable,
+                    uv,
+                    workdir,
+                    self.log,
+                )
                 if self.config.heavy_threshold_mb > 0:
-                    sizes = wheel_sizes(uv, workdir, self.python.executable, indexes,
-                                        self.log)
+                    sizes = wheel_sizes(
+                        uv, workdir, self.python.executable, indexes, self.log
+                    )
         self.log.step(f"{len(resolution.pins)} packages pinned")
         return resolution, sizes, key
 
@@ -171,9 +214,14 @@ class Builder:
             more = f" and {len(plan.pins) - 4} more" if len(plan.pins) > 4 else ""
             self.log.step(f"{plan.name}: {names}{more} ({plan.reason})")
 
-    def install_layers(self, plans: Sequence[LayerPlan], resolution: Resolution,
-                       indexes: AppIndexes, sizes: Mapping[str, int],
-                       resolution_key: str) -> None:
+    def install_layers(
+        self,
+        plans: Sequence[LayerPlan],
+        resolution: Resolution,
+        indexes: AppIndexes,
+        sizes: Mapping[str, int],
+        resolution_key: str,
+    ) -> None:
         self.log.header("Installing layers")
         self._forget_stale_layers({plan.name for plan in plans})
         venv_layer = Layer(self.ctx.layers_dir, VENV_LAYER)
@@ -184,18 +232,29 @@ class Builder:
         venv_environment(venv_layer)
         venv_layer.write_record(
             LAUNCH_ONLY,
-            {"resolution_key": resolution_key, "pins": _pins_metadata(resolution, sizes),
-             "torch_index": redact(resolution.torch_index or ""), **self.python.key()},
+            {
+                "resolution_key": resolution_key,
+                "pins": _pins_metadata(resolution, sizes),
+                "torch_index": redact(resolution.torch_index or ""),
+                **self.python.key(),
+            },
         )
 
-    def install_one(self, plan: LayerPlan, resolution: Resolution, indexes: AppIndexes,
-                    venv_python: Path) -> None:
+    def install_one(
+        self,
+        plan: LayerPlan,
+        resolution: Resolution,
+        indexes: AppIndexes,
+        venv_python: Path,
+    ) -> None:
         layer = Layer(self.ctx.layers_dir, plan.name)
         index = resolution.torch_index if plan.from_torch_index else None
         key = LayerKey(
             pins=tuple(sorted(pin.requirement for pin in plan.pins)),
-            python=self.python.version, abi=self.python.abi,
-            platform=self.python.platform, interpreter=self.python.executable,
+            python=self.python.version,
+            abi=self.python.abi,
+            platform=self.python.platform,
+            interpreter=self.python.executable,
             index=redact(index) if index else ", ".join(indexes.identity()),
             bytecode=self.config.compile_bytecode,
         )
@@ -204,10 +263,13 @@ class Builder:
         if old_key == key and not layer.has_files():
             layer.write_record(LAUNCH_ONLY, stored)
             size = stored.get("size") if isinstance(stored.get("size"), int) else None
-            self.log.step(f"Reusing layer {plan.name}: its {len(plan.pins)} pins, Python "
-                          "and index are unchanged")
-            self.summary.append((plan.name, "reused", str(len(plan.pins)),
-                                 format_size(size), "-"))
+            self.log.step(
+                f"Reusing layer {plan.name}: its {len(plan.pins)} pins, Python "
+                "and index are unchanged"
+            )
+            self.summary.append(
+                (plan.name, "reused", str(len(plan.pins)), format_size(size), "-")
+            )
             return
         if old_key is None:
             self.log.step(f"Installing layer {plan.name} ({len(plan.pins)} packages)")
@@ -216,22 +278,40 @@ class Builder:
             for change in key_changes(old_key, key)[:12] or ["its files were present"]:
                 self.log.detail(f"- {change}")
         started = time.monotonic()
-        install_layer(layer, plan, self.uv(), venv_python, self.python, indexes, index,
-                      self.config.compile_bytecode, self.workdir, self.log)
+        install_layer(
+            layer,
+            plan,
+            self.uv(),
+            venv_python,
+            self.python,
+            indexes,
+            index,
+            self.config.compile_bytecode,
+            self.workdir,
+            self.log,
+        )
         elapsed = time.monotonic() - started
         size = directory_size(layer.path)
         metadata: Dict[str, Any] = key.to_metadata()
         metadata["size"] = size
         layer.write_record(LAUNCH_ONLY, metadata)
         self.log.detail(f"Installed {format_size(size)} in {format_duration(elapsed)}")
-        self.summary.append((plan.name, "installed", str(len(plan.pins)),
-                             format_size(size), format_duration(elapsed)))
+        self.summary.append(
+            (
+                plan.name,
+                "installed",
+                str(len(plan.pins)),
+                format_size(size),
+                format_duration(elapsed),
+            )
+        )
 
     def write_processes(self, resolution: Resolution) -> None:
         self.log.header("Setting the start command")
         installed = {pin.name for pin in resolution.pins}
-        processes = launch.plan_processes(self.ctx.app_dir, installed,
-                                          self.config.start_command)
+        processes = launch.plan_processes(
+            self.ctx.app_dir, installed, self.config.start_command
+        )
         if not processes:
             self.log.warning(
                 "No start command",
@@ -241,7 +321,9 @@ class Builder:
             return
         for process in processes:
             marker = " (default)" if process.default else ""
-            self.log.step(f"{process.type}{marker}: {process.command}  [{process.source}]")
+            self.log.step(
+                f"{process.type}{marker}: {process.command}  [{process.source}]"
+            )
         write_launch_toml(self.ctx.layers_dir, [p.to_launch() for p in processes])
 
     # -- helpers -------------------------------------------------------------------
@@ -249,8 +331,9 @@ class Builder:
     def uv(self) -> Uv:
         if self._uv is None:
             self.log.step("Preparing uv")
-            binary = ensure_uv(self.ctx.layers_dir, self.env, self.ctx.target.arch,
-                               self.log)
+            binary = ensure_uv(
+                self.ctx.layers_dir, self.env, self.ctx.target.arch, self.log
+            )
             cache = self.workdir / "uv-cache"
             cache.mkdir(parents=True, exist_ok=True)
             self._uv = Uv(binary, self.env, cache)
@@ -262,7 +345,9 @@ class Builder:
             digest.update(str(path).encode() + b"\0")
             digest.update(Path(path).read_bytes() + b"\0")
         settings = {
-            "schema": RESOLVER_SCHEMA, "uv": UV_VERSION, **self.python.key(),
+            "schema": RESOLVER_SCHEMA,
+            "uv": UV_VERSION,
+            **self.python.key(),
             "variant": self.config.torch_variant,
             "torch_index": redact(self.config.torch_index_url),
             "indexes": indexes.identity(),
@@ -274,10 +359,15 @@ class Builder:
         """Drop restored records of layers this build no longer makes."""
         for toml_path in self.ctx.layers_dir.glob("*.toml"):
             name = toml_path.stem
-            if name in planned or name in (VENV_LAYER, "uv") or name in ("launch", "build",
-                                                                          "store"):
+            if (
+                name in planned
+                or name in (VENV_LAYER, "uv")
+                or name in ("launch", "build", "store")
+            ):
                 continue
-            self.log.step(f"Removing layer {name}: no package of this build belongs in it")
+            self.log.step(
+                f"Removing layer {name}: no package of this build belongs in it"
+            )
             Layer(self.ctx.layers_dir, name).reset()
 
     def _relative(self, path) -> str:
@@ -299,11 +389,17 @@ def _pass_through_options(options: Sequence[Any]) -> List[str]:
     return args
 
 
-def _pins_metadata(resolution: Resolution, sizes: Mapping[str, int]) -> List[Dict[str, Any]]:
+def _pins_metadata(
+    resolution: Resolution, sizes: Mapping[str, int]
+) -> List[Dict[str, Any]]:
     rows = []
     for pin in resolution.pins:
-        row: Dict[str, Any] = {"name": pin.name, "version": pin.version,
-                               "requirement": pin.requirement, "via": list(pin.via)}
+        row: Dict[str, Any] = {
+            "name": pin.name,
+            "version": pin.version,
+            "requirement": pin.requirement,
+            "via": list(pin.via),
+        }
         if pin.index:
             row["index"] = redact(pin.index)
         if pin.name in sizes:
@@ -312,12 +408,21 @@ def _pins_metadata(resolution: Resolution, sizes: Mapping[str, int]) -> List[Dic
     return rows
 
 
-def _resolution_from_metadata(stored: Mapping[str, Any]) -> Tuple[Resolution, Dict[str, int]]:
+def _resolution_from_metadata(
+    stored: Mapping[str, Any],
+) -> Tuple[Resolution, Dict[str, int]]:
     pins = []
     sizes: Dict[str, int] = {}
     for row in stored["pins"]:
-        pins.append(Pin(row["name"], row.get("version", ""), row["requirement"],
-                        row.get("index"), tuple(row.get("via", ()))))
+        pins.append(
+            Pin(
+                row["name"],
+                row.get("version", ""),
+                row["requirement"],
+                row.get("index"),
+                tuple(row.get("via", ())),
+            )
+        )
         if isinstance(row.get("size"), int):
             sizes[row["name"]] = row["size"]
     torch_index = stored.get("torch_index") or None

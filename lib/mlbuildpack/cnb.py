@@ -29,7 +29,7 @@ class Target:
     distro_version: str
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> "Target":
+    def from_env(cls, env: Mapping[str, str]) -> Target:
         return cls(
             os=env.get("CNB_TARGET_OS", "linux"),
             arch=env.get("CNB_TARGET_ARCH", ""),
@@ -54,13 +54,15 @@ class BuildContext:
     target: Target
 
     @classmethod
-    def from_process(cls, argv: Sequence[str], env: Mapping[str, str]) -> "BuildContext":
+    def from_process(cls, argv: Sequence[str], env: Mapping[str, str]) -> BuildContext:
         """Read the spec's env vars, falling back to the positional arguments."""
 
         def pick(name: str, position: int) -> Path:
             value = env.get(name) or (argv[position] if len(argv) > position else "")
             if not value:
-                raise SystemExit(f"bin/build: {name} is not set; run me from a CNB lifecycle")
+                raise SystemExit(
+                    f"bin/build: {name} is not set; run me from a CNB lifecycle"
+                )
             return Path(value)
 
         buildpack_dir = Path(
@@ -124,7 +126,11 @@ class Layer:
         in every build, including builds that reuse the layer untouched.
         """
         document = {
-            "types": {"launch": types.launch, "build": types.build, "cache": types.cache},
+            "types": {
+                "launch": types.launch,
+                "build": types.build,
+                "cache": types.cache,
+            },
             "metadata": dict(metadata),
         }
         tmp = self.toml_path.with_suffix(".toml.tmp")

@@ -76,19 +76,22 @@ class Config:
     extra: dict = field(default_factory=dict)
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> "Config":
+    def from_env(cls, env: Mapping[str, str]) -> Config:
         """Read the ``BP_ML_*`` variables from ``env``; raise on an invalid value."""
         variant = env.get("BP_ML_TORCH_VARIANT", "cpu").strip().lower() or "cpu"
         if variant not in TORCH_VARIANTS:
             raise BuildpackError(
                 "Invalid value for BP_ML_TORCH_VARIANT",
-                f"BP_ML_TORCH_VARIANT={variant!r} is not one of {', '.join(TORCH_VARIANTS)}.",
+                f"BP_ML_TORCH_VARIANT={variant!r} is not one of "
+                f"{', '.join(TORCH_VARIANTS)}.",
                 "Use cpu (the default), cuda to keep CUDA builds, or as-declared to "
                 "install exactly what the requirements say.",
             )
         threshold_raw = env.get("BP_ML_HEAVY_THRESHOLD_MB", "").strip()
         try:
-            threshold = int(threshold_raw) if threshold_raw else DEFAULT_HEAVY_THRESHOLD_MB
+            threshold = (
+                int(threshold_raw) if threshold_raw else DEFAULT_HEAVY_THRESHOLD_MB
+            )
         except ValueError:
             raise BuildpackError(
                 "Invalid value for BP_ML_HEAVY_THRESHOLD_MB",
@@ -98,13 +101,16 @@ class Config:
             ) from None
         return cls(
             force_detect=_flag(env, "BP_ML_FORCE_DETECT", False),
-            torch_index_url=(env.get("BP_ML_TORCH_INDEX_URL") or DEFAULT_TORCH_INDEX_URL).strip(),
+            torch_index_url=(
+                env.get("BP_ML_TORCH_INDEX_URL") or DEFAULT_TORCH_INDEX_URL
+            ).strip(),
             torch_index_url_set=bool((env.get("BP_ML_TORCH_INDEX_URL") or "").strip()),
             torch_variant=variant,
             heavy_packages=_names(env.get("BP_ML_HEAVY_PACKAGES")),
             heavy_threshold_mb=threshold,
             compile_bytecode=_flag(env, "BP_ML_COMPILE_BYTECODE", True),
             start_command=(env.get("BP_ML_START_COMMAND") or "").strip() or None,
-            requirements_file=(env.get("BP_ML_REQUIREMENTS_FILE") or "").strip() or None,
+            requirements_file=(env.get("BP_ML_REQUIREMENTS_FILE") or "").strip()
+            or None,
             debug=_flag(env, "BP_ML_DEBUG", False),
         )

@@ -1,8 +1,8 @@
 """The one place where user-facing failures are described.
 
-Every failure a user can act on is a :class:`BuildpackError` with a title, a cause that
-names the file and line where one is known, and the fix. ``bin/build`` and ``bin/detect``
-print it and exit non-zero; nothing else in the code prints errors.
+Every failure a user can act on is a :class:`BuildpackError` with a title, a cause
+that names the file and line where one is known, and the fix. ``bin/build`` and
+``bin/detect`` print it and exit non-zero; nothing else in the code prints errors.
 """
 
 from __future__ import annotations

@@ -31,7 +31,9 @@ def redact(url: str) -> str:
     host = parts.hostname or ""
     if parts.port:
         host = f"{host}:{parts.port}"
-    return urlunsplit((parts.scheme, f"***@{host}", parts.path, parts.query, parts.fragment))
+    return urlunsplit(
+        (parts.scheme, f"***@{host}", parts.path, parts.query, parts.fragment)
+    )
 
 
 _URL_WITH_CREDENTIALS = re.compile(r"([a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]+@")
@@ -74,8 +76,12 @@ class AppIndexes:
 
     def identity(self) -> List[str]:
         """What decides a layer's contents, safe to store: URLs without secrets."""
-        return [redact(self.default), *(redact(u) for u in self.extra),
-                *(redact(u) for u in self.find_links), *self.options]
+        return [
+            redact(self.default),
+            *(redact(u) for u in self.extra),
+            *(redact(u) for u in self.find_links),
+            *self.options,
+        ]
 
 
 def app_indexes(

@@ -14,10 +14,9 @@ directory beside the layers and are deleted after each layer.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Optional, Sequence
 
 from .cnb import Layer
 from .errors import BuildpackError
@@ -56,8 +55,19 @@ def install_layer(
     layer.path.mkdir(parents=True)
     pins_file = workdir / f"{plan.name}.txt"
     pins_file.write_text("".join(f"{pin.requirement}\n" for pin in plan.pins))
-    args = ["pip", "install", "--no-deps", "--no-config", "--prefix", str(layer.path),
-            "--python", str(venv_python), "--requirement", str(pins_file), "--quiet"]
+    args = [
+        "pip",
+        "install",
+        "--no-deps",
+        "--no-config",
+        "--prefix",
+        str(layer.path),
+        "--python",
+        str(venv_python),
+        "--requirement",
+        str(pins_file),
+        "--quiet",
+    ]
     if plan.from_torch_index and torch_index:
         args += ["--default-index", torch_index]
     else:
@@ -93,9 +103,22 @@ def _compile_bytecode(venv_python: Path, directory: Path, log: Log) -> None:
         return
     env = dict(os.environ, SOURCE_DATE_EPOCH="315532801")
     done = subprocess.run(
-        [str(venv_python), "-m", "compileall", "-q", "-j", "0",
-         "--invalidation-mode", "unchecked-hash", str(directory)],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False,
+        [
+            str(venv_python),
+            "-m",
+            "compileall",
+            "-q",
+            "-j",
+            "0",
+            "--invalidation-mode",
+            "unchecked-hash",
+            str(directory),
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        check=False,
     )
     if done.returncode != 0:
         # Some packages ship deliberately invalid .py files (templates, py2 tests);
@@ -129,7 +152,10 @@ def create_venv(layer: Layer, python: PythonInfo, layer_paths: Sequence[Path]) -
     layer.reset()
     done = subprocess.run(
         [python.executable, "-m", "venv", "--without-pip", str(layer.path)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        check=False,
     )
     if done.returncode != 0:
         layer.reset()
@@ -144,7 +170,9 @@ def create_venv(layer: Layer, python: PythonInfo, layer_paths: Sequence[Path]) -
     return layer.path / "bin" / "python"
 
 
-def write_layers_pth(layer: Layer, python: PythonInfo, layer_paths: Sequence[Path]) -> None:
+def write_layers_pth(
+    layer: Layer, python: PythonInfo, layer_paths: Sequence[Path]
+) -> None:
     lines = [
         f"import site; site.addsitedir({str(site_packages(p, python))!r})\n"
         for p in layer_paths
@@ -155,7 +183,10 @@ def write_layers_pth(layer: Layer, python: PythonInfo, layer_paths: Sequence[Pat
 
 
 def venv_environment(layer: Layer) -> None:
-    """Launch-time variables of the venv layer (its bin/ is put on PATH by the lifecycle)."""
+    """Launch-time variables of the venv layer.
+
+    Its ``bin/`` needs no variable: the lifecycle puts a launch layer's bin on PATH.
+    """
     layer.write_env("env.launch", "VIRTUAL_ENV", str(layer.path), "override")
     layer.write_env("env.launch", "PYTHONUNBUFFERED", "1", "default")
     layer.write_env("env.launch", "PYTHONDONTWRITEBYTECODE", "1", "default")

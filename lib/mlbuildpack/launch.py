@@ -29,8 +29,11 @@ class Process:
 
     def to_launch(self) -> Dict[str, object]:
         """The ``[[processes]]`` entry; a shell runs the line so $PORT expands."""
-        return {"type": self.type, "command": ["bash", "-c", self.command],
-                "default": self.default}
+        return {
+            "type": self.type,
+            "command": ["bash", "-c", self.command],
+            "default": self.default,
+        }
 
 
 _PROCFILE_LINE = re.compile(r"^([A-Za-z0-9_.-]+):\s*(.+)$")
@@ -51,18 +54,32 @@ def read_procfile(path: Path) -> List[Process]:
                 "Write each process as 'web: gunicorn app:app' on its own line.",
                 origin=Origin(path, number),
             )
-        processes.append(Process(match.group(1), match.group(2).strip(), source="Procfile"))
+        processes.append(
+            Process(match.group(1), match.group(2).strip(), source="Procfile")
+        )
     if not processes:
         return []
     types = [p.type for p in processes]
     default_type = "web" if "web" in types else types[0]
-    return [Process(p.type, p.command, p.type == default_type, p.source) for p in processes]
+    return [
+        Process(p.type, p.command, p.type == default_type, p.source) for p in processes
+    ]
 
 
-_FASTAPI = re.compile(r"^\s*(\w+)\s*(?::[^=]*)?=\s*(?:fastapi\.)?(FastAPI|Starlette)\s*\(", re.M)
+_FASTAPI = re.compile(
+    r"^\s*(\w+)\s*(?::[^=]*)?=\s*(?:fastapi\.)?(FastAPI|Starlette)\s*\(", re.M
+)
 _FLASK = re.compile(r"^\s*(\w+)\s*(?::[^=]*)?=\s*(?:flask\.)?Flask\s*\(", re.M)
-_CANDIDATES = ("main.py", "app.py", "server.py", "api.py", "wsgi.py", "asgi.py",
-               "app/main.py", "src/main.py")
+_CANDIDATES = (
+    "main.py",
+    "app.py",
+    "server.py",
+    "api.py",
+    "wsgi.py",
+    "asgi.py",
+    "app/main.py",
+    "src/main.py",
+)
 
 
 def _module_name(app_dir: Path, path: Path) -> str:
@@ -81,32 +98,46 @@ def detect_web_process(app_dir: Path, installed: Set[str]) -> Optional[Process]:
         if asgi and "uvicorn" in installed:
             return Process(
                 "web",
-                f"exec uvicorn {module}:{asgi.group(1)} --host 0.0.0.0 --port ${{PORT:-8080}}"
-                " --workers ${WEB_CONCURRENCY:-1}",
-                default=True, source=f"{asgi.group(2)} app in {candidate}",
+                f"exec uvicorn {module}:{asgi.group(1)} --host 0.0.0.0"
+                " --port ${PORT:-8080} --workers ${WEB_CONCURRENCY:-1}",
+                default=True,
+                source=f"{asgi.group(2)} app in {candidate}",
             )
         wsgi = _FLASK.search(source)
         if wsgi and "gunicorn" in installed:
-            return Process("web", _gunicorn(f"{module}:{wsgi.group(1)}"), default=True,
-                           source=f"Flask app in {candidate}")
+            return Process(
+                "web",
+                _gunicorn(f"{module}:{wsgi.group(1)}"),
+                default=True,
+                source=f"Flask app in {candidate}",
+            )
     if "gunicorn" in installed and "django" in installed:
         for settings in sorted(app_dir.glob("*/wsgi.py")):
             module = f"{settings.parent.name}.wsgi:application"
-            return Process("web", _gunicorn(module), default=True,
-                           source=f"Django project {settings.parent.name}")
+            return Process(
+                "web",
+                _gunicorn(module),
+                default=True,
+                source=f"Django project {settings.parent.name}",
+            )
     return None
 
 
 def _gunicorn(target: str) -> str:
-    return (f"exec gunicorn {target} --bind 0.0.0.0:${{PORT:-8080}} "
-            f"--workers ${{WEB_CONCURRENCY:-1}} --timeout {GUNICORN_TIMEOUT}")
+    return (
+        f"exec gunicorn {target} --bind 0.0.0.0:${{PORT:-8080}} "
+        f"--workers ${{WEB_CONCURRENCY:-1}} --timeout {GUNICORN_TIMEOUT}"
+    )
 
 
-def plan_processes(app_dir: Path, installed: Set[str], start_command: Optional[str]
-                   ) -> List[Process]:
+def plan_processes(
+    app_dir: Path, installed: Set[str], start_command: Optional[str]
+) -> List[Process]:
     """Return the processes to write into launch.toml (possibly none)."""
     if start_command:
-        return [Process("web", start_command, default=True, source="BP_ML_START_COMMAND")]
+        return [
+            Process("web", start_command, default=True, source="BP_ML_START_COMMAND")
+        ]
     procfile = app_dir / "Procfile"
     if procfile.is_file():
         processes = read_procfile(procfile)
@@ -117,5 +148,7 @@ def plan_processes(app_dir: Path, installed: Set[str], start_command: Optional[s
         return [web]
     for script in ("main.py", "app.py"):
         if (app_dir / script).is_file():
-            return [Process("web", f"exec python {script}", default=True, source=script)]
+            return [
+                Process("web", f"exec python {script}", default=True, source=script)
+            ]
     return []

@@ -21,8 +21,9 @@ LAYOUT_VERSION = 1
 TORCH_LAYER = "torch"
 CUDA_LAYER = "torch-cuda"
 REST_LAYER = "deps"
-RESERVED = frozenset({"build", "launch", "store", "venv", "uv", TORCH_LAYER, CUDA_LAYER,
-                      REST_LAYER})
+RESERVED = frozenset(
+    {"build", "launch", "store", "venv", "uv", TORCH_LAYER, CUDA_LAYER, REST_LAYER}
+)
 
 
 @dataclass(frozen=True)
@@ -35,8 +36,12 @@ class LayerPlan:
     reason: str = ""
 
 
-def plan_layers(pins: Sequence[Pin], config: Config, sizes: Mapping[str, int],
-                torch_index: Optional[str]) -> List[LayerPlan]:
+def plan_layers(
+    pins: Sequence[Pin],
+    config: Config,
+    sizes: Mapping[str, int],
+    torch_index: Optional[str],
+) -> List[LayerPlan]:
     """Split ``pins`` into layers: torch family, heavy packages, the rest.
 
     A package is heavy when it is on the default list, in BP_ML_HEAVY_PACKAGES, or
@@ -56,16 +61,26 @@ def plan_layers(pins: Sequence[Pin], config: Config, sizes: Mapping[str, int],
             torch.append(pin)
         elif classify.is_cuda_package(pin.name):
             cuda.append(pin)
-        elif pin.name in heavy_names or (threshold and sizes.get(pin.name, 0) >= threshold):
-            why = "listed as heavy" if pin.name in heavy_names else "wheel over threshold"
+        elif pin.name in heavy_names or (
+            threshold and sizes.get(pin.name, 0) >= threshold
+        ):
+            why = (
+                "listed as heavy" if pin.name in heavy_names else "wheel over threshold"
+            )
             name = pin.name if pin.name not in RESERVED else f"pkg-{pin.name}"
             heavy[name] = LayerPlan(name, (pin,), reason=why)
         else:
             rest.append(pin)
     plans: List[LayerPlan] = []
     if torch:
-        plans.append(LayerPlan(TORCH_LAYER, tuple(torch), from_torch_index=bool(torch_index),
-                               reason="torch family"))
+        plans.append(
+            LayerPlan(
+                TORCH_LAYER,
+                tuple(torch),
+                from_torch_index=bool(torch_index),
+                reason="torch family",
+            )
+        )
     if cuda:
         plans.append(LayerPlan(CUDA_LAYER, tuple(cuda), reason="CUDA runtime wheels"))
     plans.extend(heavy[name] for name in sorted(heavy))
@@ -93,7 +108,7 @@ class LayerKey:
         return data
 
     @classmethod
-    def from_metadata(cls, data: Mapping[str, Any]) -> Optional["LayerKey"]:
+    def from_metadata(cls, data: Mapping[str, Any]) -> Optional[LayerKey]:
         """Read a stored key; None when it is missing or of another shape."""
         try:
             return cls(
@@ -113,9 +128,15 @@ class LayerKey:
 def key_changes(old: LayerKey, new: LayerKey) -> List[str]:
     """Say what differs between two keys, one line per change, pins first."""
     changes = list(_pin_changes(old.pins, new.pins))
-    labels = (("python", "Python"), ("abi", "ABI"), ("platform", "platform"),
-              ("interpreter", "interpreter"), ("index", "index"),
-              ("bytecode", "bytecode setting"), ("layout", "buildpack layout"))
+    labels = (
+        ("python", "Python"),
+        ("abi", "ABI"),
+        ("platform", "platform"),
+        ("interpreter", "interpreter"),
+        ("index", "index"),
+        ("bytecode", "bytecode setting"),
+        ("layout", "buildpack layout"),
+    )
     for field_name, label in labels:
         before, after = getattr(old, field_name), getattr(new, field_name)
         if before != after:

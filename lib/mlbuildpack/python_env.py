@@ -28,14 +28,16 @@ class PythonInfo:
     platform: str
 
     @classmethod
-    def current(cls) -> "PythonInfo":
+    def current(cls) -> PythonInfo:
         """Describe the interpreter running this code (the build's python3)."""
         best = next(iter(sys_tags()))
         return cls(
             executable=sys.executable,
             version=".".join(str(part) for part in sys.version_info[:3]),
             abi=best.abi,
-            platform=best.platform if best.platform != "any" else sysconfig.get_platform(),
+            platform=best.platform
+            if best.platform != "any"
+            else sysconfig.get_platform(),
         )
 
     @property
@@ -44,8 +46,12 @@ class PythonInfo:
 
     def key(self) -> Dict[str, str]:
         """The fields a layer records; a change of any of them rebuilds the layer."""
-        return {"python": self.version, "abi": self.abi, "platform": self.platform,
-                "interpreter": self.executable}
+        return {
+            "python": self.version,
+            "abi": self.abi,
+            "platform": self.platform,
+            "interpreter": self.executable,
+        }
 
 
 def check_request(python: PythonInfo, request) -> None:
@@ -63,6 +69,7 @@ def check_request(python: PythonInfo, request) -> None:
         f"is {python.version} ({python.executable}). This buildpack uses the Python "
         f"that the builder or a runtime buildpack provides; it does not install one.",
         f"Change the request to match {python.minor}, or build with a builder (or a "
-        f"Python runtime buildpack before this one) that provides Python {request.text}.",
+        f"Python runtime buildpack before this one) that provides Python "
+        f"{request.text}.",
         origin=request.origin,
     )

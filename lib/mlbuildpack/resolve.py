@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple
+from typing import Dict, List, Mapping, Optional, Sequence, Set, Tuple
 
 import tomli_w
 from packaging.markers import InvalidMarker, Marker, default_environment
@@ -63,7 +63,7 @@ class TorchRoute:
 
 
 def torch_route(config: Config) -> TorchRoute:
-    """The CPU index for the cpu variant; for cuda, a user-set index or PyPI's builds."""
+    """The CPU index for cpu; for cuda, a user-set index, else PyPI's own builds."""
     if config.torch_variant == "cpu":
         return TorchRoute(config.torch_index_url)
     if config.torch_variant == "cuda" and config.torch_index_url_set:
@@ -93,14 +93,20 @@ def resolve(
         for declared in requirements:
             if declared.name in classify.TORCH_FAMILY:
                 marker = declared.requirement.marker if declared.requirement else None
-                routed[declared.name] = f"{declared.name} ; {marker}" if marker else declared.name
+                routed[declared.name] = (
+                    f"{declared.name} ; {marker}" if marker else declared.name
+                )
 
-    first = _compile(uv, workdir, inputs, routed, route, indexes, python, declaration, log)
+    first = _compile(
+        uv, workdir, inputs, routed, route, indexes, python, declaration, log
+    )
     if not route.index_url:
         return Resolution(first, torch_index=None)
 
     transitive = sorted(
-        pin.name for pin in first if pin.name in classify.TORCH_FAMILY and pin.name not in routed
+        pin.name
+        for pin in first
+        if pin.name in classify.TORCH_FAMILY and pin.name not in routed
     )
     if not transitive:
         resolution = Resolution(first, torch_index=route.index_url)
@@ -109,10 +115,16 @@ def resolve(
 
     unrouted = {pin.name: pin for pin in first}
     for name in transitive:
-        through = ", ".join(v for v in unrouted[name].via if not v.startswith("-")) or "?"
-        log.detail(f"{name} is reached through {through}; routing it to the CPU index too")
+        through = (
+            ", ".join(v for v in unrouted[name].via if not v.startswith("-")) or "?"
+        )
+        log.detail(
+            f"{name} is reached through {through}; routing it to the CPU index too"
+        )
         routed[name] = name
-    second = _compile(uv, workdir, inputs, routed, route, indexes, python, declaration, log)
+    second = _compile(
+        uv, workdir, inputs, routed, route, indexes, python, declaration, log
+    )
     resolution = Resolution(second, torch_index=route.index_url)
     _note_torch(resolution, unrouted, log)
     return resolution
@@ -125,9 +137,13 @@ def _note_torch(resolution: Resolution, unrouted: Mapping[str, Pin], log: Log) -
             continue
         before = unrouted.get(pin.name)
         if before is not None and before.version != pin.version:
-            dropped = [p.name for p in unrouted.values() if classify.is_cuda_package(p.name)]
-            line = (f"{pin.name} {before.version} (PyPI, CUDA build with {len(dropped)} "
-                    f"CUDA packages) -> {pin.version} from the CPU index")
+            dropped = [
+                p.name for p in unrouted.values() if classify.is_cuda_package(p.name)
+            ]
+            line = (
+                f"{pin.name} {before.version} (PyPI, CUDA build with {len(dropped)} "
+                f"CUDA packages) -> {pin.version} from the CPU index"
+            )
         else:
             line = f"{pin.name} {pin.version} from the CPU index"
         resolution.notes.append(line)
@@ -138,16 +154,20 @@ def _note_torch(resolution: Resolution, unrouted: Mapping[str, Pin], log: Log) -
             log.warning(
                 "CUDA package kept",
                 f"{pin.describe()} is required by {who}, not by torch, so it stays.\n"
-                "It only works on a GPU machine; drop that requirement for a CPU image.",
+                "It only works on a GPU machine; drop that requirement for a CPU "
+                "image.",
             )
 
 
-def _write_inputs(workdir: Path, requirements: Sequence, constraints: Sequence) -> List[str]:
+def _write_inputs(
+    workdir: Path, requirements: Sequence, constraints: Sequence
+) -> List[str]:
     """Write the flattened requirements (and constraints); return uv's input args."""
     workdir.mkdir(parents=True, exist_ok=True)
     req_file = workdir / "requirements.in"
-    req_file.write_text("".join(f"{'-e ' if r.editable else ''}{r.text}\n"
-                                for r in requirements))
+    req_file.write_text(
+        "".join(f"{'-e ' if r.editable else ''}{r.text}\n" for r in requirements)
+    )
     args = [str(req_file)]
     if constraints:
         con_file = workdir / "constraints.txt"
@@ -156,7 +176,9 @@ def _write_inputs(workdir: Path, requirements: Sequence, constraints: Sequence) 
     return args
 
 
-def _write_routing_project(workdir: Path, routed: Mapping[str, str], index_url: str) -> Path:
+def _write_routing_project(
+    workdir: Path, routed: Mapping[str, str], index_url: str
+) -> Path:
     """Write the generated project that pins torch-family names to the torch index."""
     project_dir = workdir / "torch-routing"
     project_dir.mkdir(parents=True, exist_ok=True)
@@ -194,8 +216,18 @@ def _compile(
     if routed and route.index_url:
         args.append(str(_write_routing_project(workdir, routed, route.index_url)))
     args += inputs[1:]
-    args += ["--python", python, "--no-config", "--no-header", "--emit-index-annotation",
-             "--annotation-style", "split", "--format", output_format, "--quiet"]
+    args += [
+        "--python",
+        python,
+        "--no-config",
+        "--no-header",
+        "--emit-index-annotation",
+        "--annotation-style",
+        "split",
+        "--format",
+        output_format,
+        "--quiet",
+    ]
     for name in sorted(classify.NEVER_BUILD_FROM_SOURCE):
         args += ["--only-binary", name]
     args += indexes.uv_args()
@@ -208,8 +240,9 @@ def _compile(
     return parse_compiled(done.stdout)
 
 
-def wheel_sizes(uv: Uv, workdir: Path, python: str, indexes: AppIndexes, log: Log
-                ) -> Dict[str, int]:
+def wheel_sizes(
+    uv: Uv, workdir: Path, python: str, indexes: AppIndexes, log: Log
+) -> Dict[str, int]:
     """Sizes of the wheels the resolution will install, from a pylock.toml export.
 
     Uses the inputs and routing project the last ``resolve`` wrote into ``workdir``;
@@ -221,8 +254,16 @@ def wheel_sizes(uv: Uv, workdir: Path, python: str, indexes: AppIndexes, log: Lo
         args.append(str(routing))
     if (workdir / "constraints.txt").is_file():
         args += ["--constraints", str(workdir / "constraints.txt")]
-    args += ["--python", python, "--no-config", "--format", "pylock.toml", "--quiet",
-             "-o", str(workdir / "pylock.toml")]
+    args += [
+        "--python",
+        python,
+        "--no-config",
+        "--format",
+        "pylock.toml",
+        "--quiet",
+        "-o",
+        str(workdir / "pylock.toml"),
+    ]
     args += indexes.uv_args()
     done = uv.run(args, cwd=workdir, log=log)
     if done.returncode != 0:
@@ -231,15 +272,21 @@ def wheel_sizes(uv: Uv, workdir: Path, python: str, indexes: AppIndexes, log: Lo
     data = tomllib.loads((workdir / "pylock.toml").read_text())
     sizes: Dict[str, int] = {}
     for package in data.get("packages", []):
-        files = package.get("wheels") or ([package["sdist"]] if "sdist" in package else [])
+        files = package.get("wheels") or (
+            [package["sdist"]] if "sdist" in package else []
+        )
         known = [f.get("size") for f in files if isinstance(f.get("size"), int)]
         if known:
             sizes[canonicalize_name(package["name"])] = max(known)
     return sizes
 
 
-_PIN_LINE = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)(\[[^\]]*\])?\s*==\s*(?P<version>\S+)")
-_DIRECT_LINE = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)(\[[^\]]*\])?\s*@\s*(?P<url>\S+)")
+_PIN_LINE = re.compile(
+    r"^(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)(\[[^\]]*\])?\s*==\s*(?P<version>\S+)"
+)
+_DIRECT_LINE = re.compile(
+    r"^(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)(\[[^\]]*\])?\s*@\s*(?P<url>\S+)"
+)
 
 
 def parse_compiled(text: str) -> List[Pin]:
@@ -249,8 +296,15 @@ def parse_compiled(text: str) -> List[Pin]:
 
     def flush() -> None:
         if current is not None:
-            pins.append(Pin(current["name"], current["version"], current["requirement"],
-                            current["index"], tuple(current["via"])))
+            pins.append(
+                Pin(
+                    current["name"],
+                    current["version"],
+                    current["requirement"],
+                    current["index"],
+                    tuple(current["via"]),
+                )
+            )
 
     for raw in text.splitlines():
         line = raw.rstrip()
@@ -269,16 +323,21 @@ def parse_compiled(text: str) -> List[Pin]:
                 name, version = direct.group("name"), ""
             else:
                 name, version = requirement, ""
-            current = {"name": canonicalize_name(name), "version": version,
-                       "requirement": requirement, "index": None, "via": []}
+            current = {
+                "name": canonicalize_name(name),
+                "version": version,
+                "requirement": requirement,
+                "index": None,
+                "via": [],
+            }
             continue
         comment = line.strip().lstrip("#").strip()
         if current is None or not comment:
             continue
         if comment.startswith("from "):
-            current["index"] = comment[len("from "):].strip()
+            current["index"] = comment[len("from ") :].strip()
         elif comment.startswith("via "):
-            current["via"].append(comment[len("via "):].strip())
+            current["via"].append(comment[len("via ") :].strip())
         elif comment != "via":
             current["via"].append(comment)
     flush()
@@ -288,8 +347,9 @@ def parse_compiled(text: str) -> List[Pin]:
 # ------------------------------------------------------------------------ lock files
 
 
-def from_lock(declaration, config: Config, python_env: Mapping[str, str], log: Log
-              ) -> Resolution:
+def from_lock(
+    declaration, config: Config, python_env: Mapping[str, str], log: Log
+) -> Resolution:
     """Take a lock file's pins as they are, but for the torch variant's substitution.
 
     With the CPU variant a locked ``torch==X`` becomes ``torch==X+cpu`` from the CPU
@@ -298,7 +358,9 @@ def from_lock(declaration, config: Config, python_env: Mapping[str, str], log: L
     package when torch is locked.
     """
     route = torch_route(config)
-    locked = [p for p in declaration.locked_packages if _marker_holds(p.marker, python_env)]
+    locked = [
+        p for p in declaration.locked_packages if _marker_holds(p.marker, python_env)
+    ]
     names = {canonicalize_name(p.name) for p in locked}
     has_torch = bool(names & classify.TORCH_FAMILY)
     dependents: Dict[str, Set[str]] = {}
@@ -307,7 +369,8 @@ def from_lock(declaration, config: Config, python_env: Mapping[str, str], log: L
         for dep in package.depends_on or ():
             if _marker_holds(dep.marker, python_env):
                 dependents.setdefault(canonicalize_name(dep.name), set()).add(
-                    canonicalize_name(package.name))
+                    canonicalize_name(package.name)
+                )
     substitute = bool(route.index_url) and has_torch
     cuda_names = {n for n in names if classify.is_cuda_package(n)}
     pins: List[Pin] = []
@@ -328,12 +391,20 @@ def from_lock(declaration, config: Config, python_env: Mapping[str, str], log: L
                 notes.append(f"{name} {version} -> {version}+cpu from the CPU index")
                 version = f"{version}+cpu"
                 requirement = f"{name}=={version}"
-        pins.append(Pin(name, version, requirement, index,
-                        tuple(sorted(dependents.get(name, ())))))
+        pins.append(
+            Pin(
+                name,
+                version,
+                requirement,
+                index,
+                tuple(sorted(dependents.get(name, ()))),
+            )
+        )
     for note in notes:
         log.detail(note)
-    return Resolution(pins, torch_index=route.index_url if substitute else None,
-                      notes=notes)
+    return Resolution(
+        pins, torch_index=route.index_url if substitute else None, notes=notes
+    )
 
 
 def _marker_holds(marker, python_env: Mapping[str, str]) -> bool:
@@ -348,7 +419,7 @@ def _marker_holds(marker, python_env: Mapping[str, str]) -> bool:
 
 def marker_environment() -> Dict[str, str]:
     """The marker environment of the interpreter running the build (the target's)."""
-    return dict(default_environment())
+    return {key: str(value) for key, value in default_environment().items()}
 
 
 # -------------------------------------------------------------------------- errors
@@ -360,24 +431,29 @@ def resolution_error(stderr: str, declaration, python: str) -> BuildpackError:
     mentioned = _declared_names_in(message, declaration)
     origin: Optional[Origin] = mentioned[0].origin if mentioned else None
     version = _python_version(python)
-    if "no usable wheels" in message or "building from source is disabled" in message \
-            or "no wheels with a matching" in message:
+    if (
+        "no usable wheels" in message
+        or "building from source is disabled" in message
+        or "no wheels with a matching" in message
+    ):
         names = ", ".join(sorted({m.name for m in mentioned if m.name})) or "a package"
         return BuildpackError(
             "No installable wheel for this Python",
             f"{names}: a pinned version has no wheel for Python {version} on "
             f"{_arch()}, and building it from source here would need a compiler "
-            f"toolchain (Rust or C++) that ML packages are not built with.\n\n{message}",
-            f"Pin a newer release that publishes wheels for Python {version}, or pin the "
-            f"app's Python to a version those wheels support (.python-version).",
+            f"toolchain (Rust or C++) that ML packages are not built with."
+            f"\n\n{message}",
+            f"Pin a newer release that publishes wheels for Python {version}, or pin "
+            f"the app's Python to a version those wheels support (.python-version).",
             origin=origin,
         )
     return BuildpackError(
         "Could not resolve the app's dependencies",
-        f"uv could not find a set of versions that satisfies every requirement:\n\n{message}",
-        "Relax or correct the requirement named above; pins of torch, torchvision and "
-        "torchaudio must exist on the CPU index (set BP_ML_TORCH_VARIANT=as-declared to "
-        "install exactly what the files say).",
+        "uv could not find a set of versions that satisfies every requirement:"
+        f"\n\n{message}",
+        "Relax or correct the requirement named above; pins of torch, torchvision "
+        "and torchaudio must exist on the CPU index (set "
+        "BP_ML_TORCH_VARIANT=as-declared to install exactly what the files say).",
         origin=origin,
     )
 

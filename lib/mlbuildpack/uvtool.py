@@ -13,7 +13,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import Dict, List, Mapping, Optional, Sequence
+from typing import Dict, List, Mapping, Sequence
 
 from .cnb import Layer, LayerTypes
 from .errors import BuildpackError
@@ -43,15 +43,16 @@ class Uv:
         # Our own temp files stay beside the layers, where we delete them.
         self.env["TMPDIR"] = str(cache_dir.parent)
 
-    def run(self, args: Sequence[str], cwd: Path, log: Log) -> subprocess.CompletedProcess:
+    def run(
+        self, args: Sequence[str], cwd: Path, log: Log
+    ) -> subprocess.CompletedProcess:
         """Run ``uv <args>``; return the finished process (stdout and stderr text)."""
         log.debug("uv " + redact_text(" ".join(args)))
         return subprocess.run(
             [str(self.binary), *args],
             cwd=str(cwd),
             env=self.env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+            capture_output=True,
             text=True,
             check=False,
         )
@@ -73,7 +74,10 @@ def keep_cached(layers_dir: Path, arch: str) -> None:
     that, the layer would be dropped from the cache and installed again next time.
     """
     layer = Layer(layers_dir, "uv")
-    if layer.stored_metadata() == _wanted(arch) and (layer.path / "bin" / "uv").is_file():
+    if (
+        layer.stored_metadata() == _wanted(arch)
+        and (layer.path / "bin" / "uv").is_file()
+    ):
         layer.write_record(LayerTypes(cache=True), _wanted(arch))
 
 
@@ -130,26 +134,52 @@ def _pip_install_uv(target: Path, env: Mapping[str, str], log: Log) -> None:
         pip_env["PIP_CERT"] = env["SSL_CERT_FILE"]
     with tempfile.TemporaryDirectory(prefix="mlbp-pip-", dir=target.parent) as tmp:
         venv = Path(tmp) / "venv"
-        _run_checked([sys.executable, "-m", "venv", str(venv)], pip_env, log,
-                     "Could not create a venv to run pip in")
         _run_checked(
-            [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet",
-             "--no-compile", "--target", str(target), f"uv=={UV_VERSION}"],
-            pip_env, log, f"Could not install uv {UV_VERSION} with pip",
+            [sys.executable, "-m", "venv", str(venv)],
+            pip_env,
+            log,
+            "Could not create a venv to run pip in",
+        )
+        _run_checked(
+            [
+                str(venv / "bin" / "python"),
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--no-compile",
+                "--target",
+                str(target),
+                f"uv=={UV_VERSION}",
+            ],
+            pip_env,
+            log,
+            f"Could not install uv {UV_VERSION} with pip",
         )
 
 
 def _run_checked(args: List[str], env: Mapping[str, str], log: Log, title: str) -> None:
-    log.detail("Running " + redact_text(" ".join(os.path.basename(a) if i == 0 else a
-                                                 for i, a in enumerate(args))))
-    done = subprocess.run(args, env=dict(env), stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, text=True, check=False)
+    log.detail(
+        "Running "
+        + redact_text(
+            " ".join(os.path.basename(a) if i == 0 else a for i, a in enumerate(args))
+        )
+    )
+    done = subprocess.run(
+        args,
+        env=dict(env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        check=False,
+    )
     if done.returncode != 0:
         raise BuildpackError(
             title,
             f"The command exited with status {done.returncode}:\n"
             + redact_text(done.stdout.strip()),
-            "Check that PyPI, or the index in PIP_INDEX_URL, can be reached from the "
-            "build (proxy and CA certificate: pass SSL_CERT_FILE with pack build --env).",
+            "Check that PyPI, or the index in PIP_INDEX_URL, can be reached from "
+            "the build (proxy and CA certificate: pass SSL_CERT_FILE with pack "
+            "build --env).",
             user_error=False,
         )
