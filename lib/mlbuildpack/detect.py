@@ -147,7 +147,12 @@ def _ml_packages(declaration: Declaration) -> List[str]:
 
 
 def _files(declaration: Declaration) -> str:
-    names = [_relative(f, declaration.app_dir) for f in declaration.files]
+    version_files = (".python-version", "runtime.txt")
+    names = [
+        _relative(f, declaration.app_dir)
+        for f in declaration.files
+        if f.name not in version_files
+    ]
     return ", ".join(names)
 
 

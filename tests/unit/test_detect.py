@@ -76,12 +76,17 @@ def test_sentence_transformers_alone_makes_an_ml_app(make_app, lifecycle, capsys
 
 
 def test_flask_app_fails_with_one_line_saying_why(make_app, lifecycle, capsys):
-    app = make_app({"requirements.txt": "flask==3.0.3\ngunicorn==22.0.0\n"})
+    app = make_app(
+        {
+            "requirements.txt": "flask==3.0.3\ngunicorn==22.0.0\n",
+            ".python-version": "3.12\n",
+        }
+    )
 
     assert lifecycle.detect(app) == DETECT_FAIL
 
     line = output_line(capsys)
-    assert "No ML package in requirements.txt" in line
+    assert "No ML package in requirements.txt (" in line
     assert "BP_ML_FORCE_DETECT=true" in line
     assert not lifecycle.plan.exists()
 
