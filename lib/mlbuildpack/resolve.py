@@ -89,9 +89,12 @@ def resolve(
     inputs = _write_inputs(workdir, requirements, declaration.constraints)
 
     routed: Dict[str, str] = {}
+    declared_specs: Dict[str, str] = {}
     if route.index_url:
         for declared in requirements:
             if declared.name in classify.TORCH_FAMILY:
+                where = declared.origin.describe(declaration.app_dir)
+                declared_specs[declared.name] = f"{declared.text} ({where})"
                 marker = declared.requirement.marker if declared.requirement else None
                 routed[declared.name] = (
                     f"{declared.name} ; {marker}" if marker else declared.name
@@ -110,7 +113,7 @@ def resolve(
     )
     if not transitive:
         resolution = Resolution(first, torch_index=route.index_url)
-        _note_torch(resolution, {}, log)
+        _note_torch(resolution, {}, declared_specs, log)
         return resolution
 
     unrouted = {pin.name: pin for pin in first}
@@ -126,28 +129,46 @@ def resolve(
         uv, workdir, inputs, routed, route, indexes, python, declaration, log
     )
     resolution = Resolution(second, torch_index=route.index_url)
-    _note_torch(resolution, unrouted, log)
+    replaced = {name: unrouted[name] for name in transitive}
+    cuda_count = sum(1 for name in unrouted if classify.is_cuda_package(name))
+    _note_torch(resolution, replaced, declared_specs, log, cuda_count)
     return resolution
 
 
-def _note_torch(resolution: Resolution, unrouted: Mapping[str, Pin], log: Log) -> None:
-    """Log each torch-family substitution and any CUDA package that is left."""
+def _note_torch(
+    resolution: Resolution,
+    replaced: Mapping[str, Pin],
+    declared: Mapping[str, str],
+    log: Log,
+    cuda_count: int = 0,
+) -> None:
+    """Log each torch-family substitution, the opt-out, and any CUDA package left.
+
+    Each line says what the app's files asked for (or what PyPI would have given)
+    and what is installed instead, as in ``torch==2.3.1 -> 2.3.1+cpu`` (F27).
+    """
+    changed = False
     for pin in resolution.pins:
         if pin.name not in classify.TORCH_FAMILY:
             continue
-        before = unrouted.get(pin.name)
-        if before is not None and before.version != pin.version:
-            dropped = [
-                p.name for p in unrouted.values() if classify.is_cuda_package(p.name)
-            ]
+        before = replaced.get(pin.name)
+        if before is not None:
             line = (
-                f"{pin.name} {before.version} (PyPI, CUDA build with {len(dropped)} "
-                f"CUDA packages) -> {pin.version} from the CPU index"
+                f"{pin.name} {before.version} from the app's index (a build pulling "
+                f"{cuda_count} CUDA packages) -> {pin.version} from the CPU index"
             )
+        elif pin.name in declared:
+            line = f"{declared[pin.name]} -> {pin.version} from the CPU index"
         else:
             line = f"{pin.name} {pin.version} from the CPU index"
+        changed = True
         resolution.notes.append(line)
         log.detail(line)
+    if changed:
+        log.detail(
+            "Set BP_ML_TORCH_VARIANT=as-declared to install torch exactly as the "
+            "files say, or cuda to keep CUDA builds."
+        )
     for pin in resolution.pins:
         if classify.is_cuda_package(pin.name):
             who = ", ".join(pin.via) or "an unknown package"
