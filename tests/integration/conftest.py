@@ -19,22 +19,17 @@ the earlier :class:`support.lifecycle.BuildResult` (its image and cache carry ov
 from __future__ import annotations
 
 import os
-import sys
 import textwrap
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import pytest
-
-TESTS_DIR = Path(__file__).resolve().parents[1]
-REPO_ROOT = TESTS_DIR.parent
-# tests/ has no package marker, so make ``support`` importable from here.
-if str(TESTS_DIR) not in sys.path:
-    sys.path.insert(0, str(TESTS_DIR))
-
 from support import fixtures
 from support.index import IndexServer
 from support.lifecycle import Lifecycle
+
+TESTS_DIR = Path(__file__).resolve().parents[1]
+REPO_ROOT = TESTS_DIR.parent
 
 AppFactory = Callable[..., Path]
 

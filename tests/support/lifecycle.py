@@ -57,13 +57,13 @@ import subprocess
 import sys
 import tarfile
 import threading
-import tomllib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import tomli_w
+import tomllib
 
 PLATFORM_API = "0.15"
 EXEC_ENV = "production"

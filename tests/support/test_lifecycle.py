@@ -332,7 +332,9 @@ def test_detect_gets_its_env_and_arguments(
     app.mkdir()
     result = lifecycle.run_detect(app, {"BP_X": "1"})
 
-    line = next(l for l in result.output.splitlines() if l.startswith("SEEN-DETECT "))
+    line = next(
+        text for text in result.output.splitlines() if text.startswith("SEEN-DETECT ")
+    )
     detected = json.loads(line[len("SEEN-DETECT ") :])
     assert result.passed
     assert detected["cwd"] == str(lifecycle.workspace)

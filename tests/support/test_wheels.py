@@ -93,7 +93,10 @@ def test_requires_dist_keeps_markers(installed: Path) -> None:
 
 
 def test_payload_has_the_asked_size(installed: Path) -> None:
-    code = "import smalldep, os; print(os.path.getsize(smalldep.__path__[0] + '/_payload.bin'))"
+    code = (
+        "import smalldep, os; "
+        "print(os.path.getsize(smalldep.__path__[0] + '/_payload.bin'))"
+    )
     assert _python(installed, code) == str(512 * 1024)
 
 
