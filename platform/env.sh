@@ -29,8 +29,11 @@ case ":$PATH:" in
   *) export PATH="$MLBP_CACHE/bin:$PATH" ;;
 esac
 
+# The loopback stand-in for the PyTorch CPU index (platform/cpu-index).
 export MLBP_CPU_INDEX_PORT="${MLBP_CPU_INDEX_PORT:-39041}"
 export MLBP_CPU_INDEX_URL="http://127.0.0.1:${MLBP_CPU_INDEX_PORT}/simple/"
+export MLBP_CPU_INDEX_DIR="$MLBP_CACHE/cpu-index"
+export MLBP_PYPISERVER_VENV="$MLBP_CACHE/tools/pypiserver-2.4.2"
 
 # Flags every `pack build` here needs:
 # - never pull: no registry can be reached;
