@@ -22,6 +22,11 @@ export MLBP_BUILDER="mlbp/builder:bookworm"
 
 # pack reads its config (pull policy, trusted builders) from here, not from ~/.pack.
 export PACK_HOME="$MLBP_CACHE/pack-home"
+# pack names each app's cache volumes after the app image and this key. Unset, it
+# stores a random key per image in PACK_HOME and, since it thinks it runs in a
+# container here (the machine has /.dockerenv), warns about it in every first build.
+# One daemon, one user: a fixed key is fine.
+export PACK_VOLUME_KEY="${PACK_VOLUME_KEY:-mlbp-local}"
 
 # setup links the pinned pack into this directory.
 case ":$PATH:" in
