@@ -16,9 +16,10 @@ export MLBP_CACHE="${MLBP_CACHE:-/var/cache/mlbp}"
 export MLBP_PACK_VERSION="0.40.6"
 export MLBP_LIFECYCLE_VERSION="0.21.17"
 
-export MLBP_BUILD_IMAGE="mlbp/build:bookworm"
-export MLBP_RUN_IMAGE="mlbp/run:bookworm"
-export MLBP_BUILDER="mlbp/builder:bookworm"
+# Overridable so that a second platform (say, a cold-start test) can live beside this one.
+export MLBP_BUILD_IMAGE="${MLBP_BUILD_IMAGE:-mlbp/build:bookworm}"
+export MLBP_RUN_IMAGE="${MLBP_RUN_IMAGE:-mlbp/run:bookworm}"
+export MLBP_BUILDER="${MLBP_BUILDER:-mlbp/builder:bookworm}"
 
 # pack reads its config (pull policy, trusted builders) from here, not from ~/.pack.
 export PACK_HOME="$MLBP_CACHE/pack-home"
