@@ -18,15 +18,18 @@ the earlier :class:`support.lifecycle.BuildResult` (its image and cache carry ov
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
 import textwrap
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from support import fixtures
-from support.index import IndexServer
-from support.lifecycle import Lifecycle
+from support.index import IndexServer, Request
+from support.lifecycle import BuildResult, Cache, Image, Lifecycle
 
 TESTS_DIR = Path(__file__).resolve().parents[1]
 REPO_ROOT = TESTS_DIR.parent
@@ -86,3 +89,170 @@ def buildpack(
         outer_env=build_image_env,
         platform_env=build_env,
     )
+
+
+# --- Shared builds ---------------------------------------------------------------
+#
+# Most tests are not about installing uv, and a cold build spends most of its time
+# there (pip fetching and unpacking the uv wheel). ``warm_uv_cache`` is the build
+# cache of one finished build, which holds the ``uv`` layer; builds made through
+# ``builds`` start from it unless they rebuild over an earlier result, the way any
+# builder's cache holds uv after its first build. Tests that need a truly cold
+# build use ``buildpack`` or pass ``cache=None`` to ``Builds.run``.
+#
+# ``builds`` is module-scoped, so one module can build an app once and share the
+# image among its tests. Each build records what the two stand-in indexes served
+# during that build.
+
+
+@pytest.fixture(scope="session")
+def standin_env(pypi_index: IndexServer, cpu_index: IndexServer) -> dict[str, str]:
+    """``build_env`` for session- and module-scoped fixtures."""
+    env = {
+        "PIP_INDEX_URL": pypi_index.url,
+        "BP_ML_TORCH_INDEX_URL": cpu_index.url,
+    }
+    if os.environ.get("SSL_CERT_FILE"):
+        env["SSL_CERT_FILE"] = os.environ["SSL_CERT_FILE"]
+    return env
+
+
+@pytest.fixture(scope="session")
+def warm_uv_cache(
+    tmp_path_factory: pytest.TempPathFactory,
+    build_image_env: dict[str, str],
+    standin_env: dict[str, str],
+) -> Cache:
+    root = tmp_path_factory.mktemp("uv-cache-build")
+    app_dir = root / "app"
+    app_dir.mkdir()
+    (app_dir / "requirements.txt").write_text("smalldep==1.17.0\n")
+    lifecycle = Lifecycle(
+        REPO_ROOT, root / "cnb", outer_env=build_image_env, platform_env=standin_env
+    )
+    result = lifecycle.run_build(app_dir, {"BP_ML_FORCE_DETECT": "true"})
+    assert result.cache is not None and "uv" in result.cache.layers, (
+        result.describe_failure()
+    )
+    return result.cache
+
+
+@dataclass
+class Build:
+    """One build and what the stand-in indexes served while it ran."""
+
+    result: BuildResult
+    pypi_downloads: list[str]
+    cpu_downloads: list[str]
+    pypi_requests: list[Request]
+    cpu_requests: list[Request]
+
+    @property
+    def image(self) -> Image:
+        return self.result.image
+
+    @property
+    def output(self) -> str:
+        return self.result.output
+
+
+class Builds:
+    """Builds on one :class:`Lifecycle`, starting from a build cache that holds uv."""
+
+    def __init__(
+        self,
+        lifecycle: Lifecycle,
+        uv_cache: Cache,
+        pypi_index: IndexServer,
+        cpu_index: IndexServer,
+    ) -> None:
+        self.lifecycle = lifecycle
+        self.uv_cache = uv_cache
+        self.pypi_index = pypi_index
+        self.cpu_index = cpu_index
+
+    def run(
+        self,
+        app_dir: Path,
+        env: Mapping[str, str | None] | None = None,
+        previous: BuildResult | Build | None = None,
+        *,
+        cache: Cache | None | str = "uv",
+    ) -> Build:
+        """Build ``app_dir``; ``cache="uv"`` (the default) starts from the uv cache
+        unless ``previous`` brings its own; ``cache=None`` builds with no cache."""
+        if isinstance(previous, Build):
+            previous = previous.result
+        if cache == "uv":
+            cache = None if previous is not None else self.uv_cache
+        self.pypi_index.clear_log()
+        self.cpu_index.clear_log()
+        result = self.lifecycle.run_build(app_dir, env, previous, cache=cache)
+        return Build(
+            result,
+            self.pypi_index.downloads(),
+            self.cpu_index.downloads(),
+            self.pypi_index.requests,
+            self.cpu_index.requests,
+        )
+
+
+@pytest.fixture(scope="module")
+def builds(
+    tmp_path_factory: pytest.TempPathFactory,
+    build_image_env: dict[str, str],
+    standin_env: dict[str, str],
+    warm_uv_cache: Cache,
+    pypi_index: IndexServer,
+    cpu_index: IndexServer,
+) -> Builds:
+    lifecycle = Lifecycle(
+        REPO_ROOT,
+        tmp_path_factory.mktemp("cnb"),
+        outer_env=build_image_env,
+        platform_env=standin_env,
+    )
+    return Builds(lifecycle, warm_uv_cache, pypi_index, cpu_index)
+
+
+@pytest.fixture(scope="module")
+def module_app(tmp_path_factory: pytest.TempPathFactory) -> AppFactory:
+    """``app`` for module-scoped fixtures: each call writes a new directory."""
+    root = tmp_path_factory.mktemp("apps")
+
+    def make(files: Mapping[str, str | bytes], name: str = "app") -> Path:
+        directory = root / name
+        directory.mkdir(parents=True)
+        write_files(directory, files)
+        return directory
+
+    return make
+
+
+def write_files(directory: Path, files: Mapping[str, str | bytes]) -> None:
+    """Write ``files`` (relative path -> dedented text or bytes) into ``directory``."""
+    for relative, content in files.items():
+        path = directory / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(textwrap.dedent(content))
+
+
+@pytest.fixture(scope="session")
+def build_python(build_image_env: dict[str, str]) -> dict[str, str]:
+    """The build image's python3: ``version`` (3.11.7), ``minor`` (3.11), ``abi``."""
+    code = (
+        "import json, sys; v = sys.version_info; print(json.dumps({"
+        "'version': '%d.%d.%d' % v[:3], 'minor': '%d.%d' % v[:2], "
+        "'abi': 'cp%d%d' % v[:2]}))"
+    )
+    done = subprocess.run(
+        ["python3", "-c", code],
+        env={"PATH": build_image_env["PATH"]},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(done.stdout)
