@@ -262,7 +262,7 @@ class Builder:
         old_key = LayerKey.from_metadata(stored)
         if old_key == key and not layer.has_files():
             layer.write_record(LAUNCH_ONLY, stored)
-            size = stored.get("size") if isinstance(stored.get("size"), int) else None
+            size = _whole_number(stored.get("size"))
             self.log.step(
                 f"Reusing layer {plan.name}: its {len(plan.pins)} pins, Python "
                 "and index are unchanged"
@@ -389,6 +389,17 @@ def _pass_through_options(options: Sequence[Any]) -> List[str]:
     return args
 
 
+def _whole_number(value: Any) -> Optional[int]:
+    """A number read back from layer metadata, or None.
+
+    The lifecycle keeps metadata in an image label as JSON, so an integer written
+    into ``<layer>.toml`` comes back from the previous image as a float.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return int(value)
+
+
 def _pins_metadata(
     resolution: Resolution, sizes: Mapping[str, int]
 ) -> List[Dict[str, Any]]:
@@ -423,7 +434,8 @@ def _resolution_from_metadata(
                 tuple(row.get("via", ())),
             )
         )
-        if isinstance(row.get("size"), int):
-            sizes[row["name"]] = row["size"]
+        size = _whole_number(row.get("size"))
+        if size is not None:
+            sizes[row["name"]] = size
     torch_index = stored.get("torch_index") or None
     return Resolution(pins, torch_index=torch_index), sizes

@@ -49,6 +49,7 @@ not byte-compatible with the lifecycle's own digests.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import platform
 import re
@@ -929,7 +930,14 @@ def _check_unmet(path: Path, entries: list[dict]) -> None:
 
 
 def _write_metadata_only(path: Path, metadata: Mapping[str, Any]) -> None:
-    path.write_text(tomli_w.dumps({"metadata": dict(metadata)}))
+    """Write a restored record as the lifecycle does: ``[metadata]`` only.
+
+    The lifecycle keeps a launch layer's metadata in the image label as JSON and
+    decodes it into Go's ``interface{}``, so every number comes back as a float;
+    going through JSON with floats here shows the buildpack the same thing.
+    """
+    as_json = json.loads(json.dumps(dict(metadata)), parse_int=float)
+    path.write_text(tomli_w.dumps({"metadata": as_json}))
 
 
 # --- Digests -----------------------------------------------------------------------
