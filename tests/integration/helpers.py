@@ -115,3 +115,79 @@ def site_packages(image: Image, layer: str) -> Path:
     """The site-packages directory inside one of the image's layers."""
     (found,) = image.layers[layer].path.glob("lib/python*/site-packages")
     return found
+
+
+# A PEP 517 backend inside the project (backend-path), so that building it needs
+# nothing from an index: it zips the package's __init__.py with a minimal dist-info.
+_IN_TREE_BACKEND = """\
+import base64
+import hashlib
+import os
+import zipfile
+
+NAME, VERSION = {name!r}, {version!r}
+DIST_INFO = f"{{NAME}}-{{VERSION}}.dist-info"
+METADATA = f"Metadata-Version: 2.1\\nName: {{NAME}}\\nVersion: {{VERSION}}\\n"
+WHEEL = (
+    "Wheel-Version: 1.0\\nGenerator: in-tree\\nRoot-Is-Purelib: true\\n"
+    "Tag: py3-none-any\\n"
+)
+
+
+def get_requires_for_build_wheel(config_settings=None):
+    return []
+
+
+def prepare_metadata_for_build_wheel(metadata_directory, config_settings=None):
+    target = os.path.join(metadata_directory, DIST_INFO)
+    os.makedirs(target, exist_ok=True)
+    with open(os.path.join(target, "METADATA"), "w") as handle:
+        handle.write(METADATA)
+    with open(os.path.join(target, "WHEEL"), "w") as handle:
+        handle.write(WHEEL)
+    return DIST_INFO
+
+
+def _record_line(name, data):
+    digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=")
+    return f"{{name}},sha256={{digest.decode()}},{{len(data)}}"
+
+
+def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
+    module = NAME.replace("-", "_")
+    with open(os.path.join(module, "__init__.py"), "rb") as handle:
+        files = {{f"{{module}}/__init__.py": handle.read()}}
+    files[f"{{DIST_INFO}}/METADATA"] = METADATA.encode()
+    files[f"{{DIST_INFO}}/WHEEL"] = WHEEL.encode()
+    record = [_record_line(name, data) for name, data in files.items()]
+    record.append(f"{{DIST_INFO}}/RECORD,,")
+    files[f"{{DIST_INFO}}/RECORD"] = ("\\n".join(record) + "\\n").encode()
+    wheel_name = f"{{NAME}}-{{VERSION}}-py3-none-any.whl"
+    with zipfile.ZipFile(os.path.join(wheel_directory, wheel_name), "w") as wheel:
+        for name, data in files.items():
+            wheel.writestr(name, data)
+    return wheel_name
+"""
+
+_IN_TREE_PYPROJECT = """\
+[project]
+name = {name!r}
+version = {version!r}
+
+[build-system]
+requires = []
+build-backend = "backend"
+backend-path = ["."]
+"""
+
+
+def in_tree_project(name: str, version: str, code: str) -> dict[str, str]:
+    """Files of a buildable project whose package ``__init__.py`` is ``code``.
+
+    Its build backend lives in the project itself, so building it needs no index.
+    """
+    return {
+        "pyproject.toml": _IN_TREE_PYPROJECT.format(name=name, version=version),
+        "backend.py": _IN_TREE_BACKEND.format(name=name, version=version),
+        f"{name.replace('-', '_')}/__init__.py": code,
+    }

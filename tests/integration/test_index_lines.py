@@ -137,22 +137,27 @@ def test_torch_stable_find_links_with_cpu_pins_builds(
     assert out.strip() == "0.28.0+cpu"
 
 
-def test_cpu_pin_the_cpu_index_lacks_fails_naming_the_pin(
-    builds: Builds, app: AppFactory
-) -> None:
-    # F06 variant B: per-line -f (which pip drops) and a +cpu version too old for
-    # this Python; the CPU index has no 1.8.1.
-    app_dir = app(
+@pytest.fixture(scope="module")
+def missing_cpu_pin(builds: Builds, module_app: AppFactory) -> Build:
+    """F06 variant B: per-line -f (which pip drops) and a +cpu version too old for
+    this Python; the CPU index has no 1.8.1."""
+    app_dir = module_app(
         {
             "requirements.txt": f"""\
                 torch==1.8.1+cpu -f {TORCH_STABLE}
                 torchvision==0.9.1+cpu -f {TORCH_STABLE}
                 flask==3.0.3
             """
-        }
+        },
+        name="missing-cpu-pin",
     )
+    return builds.run(app_dir, NO_INTERNET)
 
-    build = builds.run(app_dir, NO_INTERNET)
+
+def test_cpu_pin_the_cpu_index_lacks_fails_naming_the_pin(
+    missing_cpu_pin: Build,
+) -> None:
+    build = missing_cpu_pin
 
     assert not build.result.success
     output = build.output
@@ -163,3 +168,14 @@ def test_cpu_pin_the_cpu_index_lacks_fails_naming_the_pin(
     downloads = build.pypi_downloads + build.cpu_downloads
     assert [f for f in downloads if f.startswith("torch")] == []
     assert cuda_files(downloads) == []
+
+
+def test_cpu_pin_the_cpu_index_lacks_is_explained_in_the_apps_terms(
+    missing_cpu_pin: Build, build_python: dict[str, str]
+) -> None:
+    # F06: the message names the Python the pin has no build for, and speaks of
+    # the app's files, not of the project the buildpack generates to route torch.
+    error = missing_cpu_pin.output.split("[Error:", 1)[1]
+
+    assert f"Python {build_python['minor']}" in error
+    assert "torch-routing" not in error

@@ -16,6 +16,7 @@ from conftest import AppFactory, Build, Builds
 from helpers import (
     dependency_layers,
     distributions,
+    in_tree_project,
     layer_pins,
     layers_holding,
     log_lines,
@@ -312,6 +313,44 @@ def test_added_small_dependency_rebuilds_only_deps(
     assert not [f for f in build.pypi_downloads if f.startswith(("numpy", "sci"))]
     assert build.cpu_downloads == []
     assert distributions(build.image)["smalldep"] == "1.17.0"
+
+
+def test_removed_dependency_takes_its_layers_away(
+    builds: Builds, module_app: AppFactory, cold: Build
+) -> None:
+    without_sklearn = "torch==2.13.0\nnumpy==2.3.0\nflask==3.0.3\n"
+    build = rebuild(
+        builds, module_app, cold, "reuse-removed", {"requirements.txt": without_sklearn}
+    )
+
+    assert statuses(build) == {"deps": "reused", "numpy": "reused", "torch": "reused"}
+    assert log_lines(build.output, r"Removing layer scikit-learn")
+    assert log_lines(build.output, r"Removing layer scipy")
+    done = build.image.run(["python", "-c", "import sklearn"])
+    assert done.returncode != 0 and "ModuleNotFoundError" in done.stderr
+
+
+def local_package_app(code: str) -> dict[str, str]:
+    project = in_tree_project("mylib", "1.0.0", code)
+    return {
+        "requirements.txt": "scikit-learn==1.8.0\n./libs/mylib\n",
+        **{f"libs/mylib/{name}": text for name, text in project.items()},
+    }
+
+
+def test_changed_local_package_is_installed_again(
+    builds: Builds, app: AppFactory
+) -> None:
+    # The version stays 1.0.0, as it does while someone edits a library in the repo.
+    first = builds.run(app(local_package_app('CODE = "v1"\n'), name="v1"))
+    assert first.result.success, first.result.describe_failure()
+    second = builds.run(
+        app(local_package_app('CODE = "v2"\n'), name="v2"), previous=first
+    )
+
+    assert second.result.success, second.result.describe_failure()
+    assert run_python(second.image, "import mylib; print(mylib.CODE)") == "v2\n"
+    assert second.image.layers["scikit-learn"].status == "reused"
 
 
 # --- A build that fails half-way ------------------------------------------------------

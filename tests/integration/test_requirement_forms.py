@@ -3,6 +3,7 @@ URLs, local wheels and markers (field cases F11, F12, F25)."""
 
 from __future__ import annotations
 
+import hashlib
 import subprocess
 from pathlib import Path
 
@@ -11,13 +12,15 @@ from conftest import AppFactory, Build, Builds, write_files
 from helpers import (
     cuda_names,
     distributions,
+    in_tree_project,
     layer_pins,
     layers_holding,
     log_lines,
     run_python,
     unmet_requirements,
 )
-from support.wheels import WheelFactory, WheelSpec
+from support.index import IndexServer
+from support.wheels import WheelFactory, WheelSpec, pypi_wheels
 
 # --- F11: -c constraints.txt ----------------------------------------------------------
 
@@ -107,79 +110,10 @@ def test_torch_two_includes_deep_is_the_cpu_build_in_its_layer(
 
 # --- F25: a VCS requirement -----------------------------------------------------------
 
-# A PEP 517 backend inside the repository (backend-path), so that building the
-# package needs nothing from an index: it zips the module with a minimal dist-info.
-IN_TREE_BACKEND = """\
-import base64
-import hashlib
-import os
-import zipfile
-
-NAME, VERSION = "vcspkg", "0.1.0"
-DIST_INFO = f"{NAME}-{VERSION}.dist-info"
-METADATA = f"Metadata-Version: 2.1\\nName: {NAME}\\nVersion: {VERSION}\\n"
-WHEEL = (
-    "Wheel-Version: 1.0\\nGenerator: in-tree\\nRoot-Is-Purelib: true\\n"
-    "Tag: py3-none-any\\n"
-)
-
-
-def get_requires_for_build_wheel(config_settings=None):
-    return []
-
-
-def prepare_metadata_for_build_wheel(metadata_directory, config_settings=None):
-    target = os.path.join(metadata_directory, DIST_INFO)
-    os.makedirs(target, exist_ok=True)
-    with open(os.path.join(target, "METADATA"), "w") as handle:
-        handle.write(METADATA)
-    with open(os.path.join(target, "WHEEL"), "w") as handle:
-        handle.write(WHEEL)
-    return DIST_INFO
-
-
-def _record_line(name, data):
-    digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=")
-    return f"{name},sha256={digest.decode()},{len(data)}"
-
-
-def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
-    with open(os.path.join(NAME, "__init__.py"), "rb") as handle:
-        files = {f"{NAME}/__init__.py": handle.read()}
-    files[f"{DIST_INFO}/METADATA"] = METADATA.encode()
-    files[f"{DIST_INFO}/WHEEL"] = WHEEL.encode()
-    record = [_record_line(name, data) for name, data in files.items()]
-    record.append(f"{DIST_INFO}/RECORD,,")
-    files[f"{DIST_INFO}/RECORD"] = ("\\n".join(record) + "\\n").encode()
-    wheel_name = f"{NAME}-{VERSION}-py3-none-any.whl"
-    with zipfile.ZipFile(os.path.join(wheel_directory, wheel_name), "w") as wheel:
-        for name, data in files.items():
-            wheel.writestr(name, data)
-    return wheel_name
-"""
-
-VCS_PYPROJECT = """\
-[project]
-name = "vcspkg"
-version = "0.1.0"
-
-[build-system]
-requires = []
-build-backend = "backend"
-backend-path = ["."]
-"""
-
 
 def make_git_repo(directory: Path) -> str:
     """Create a git repository holding the ``vcspkg`` project; return the commit."""
-    write_files(
-        directory,
-        {
-            "pyproject.toml": VCS_PYPROJECT,
-            "backend.py": IN_TREE_BACKEND,
-            "vcspkg/__init__.py": 'FROM = "git"\n',
-        },
-    )
+    write_files(directory, in_tree_project("vcspkg", "0.1.0", 'FROM = "git"\n'))
 
     def git(*args: str) -> str:
         done = subprocess.run(
@@ -268,3 +202,183 @@ def test_local_wheel_and_marker_forms(
     assert installed["flask"] == "3.0.3"
     assert "smalldep" not in installed
     assert layers_holding(build.image, "localpkg") == ["deps"]
+
+
+# --- Hash-checking mode ---------------------------------------------------------------
+
+
+def sha256_of(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def hashed_requirements(index_root: Path, wrong: str | None = None) -> str:
+    """A pip-compile --generate-hashes style file; ``wrong`` gets a bad hash."""
+    wheels = {
+        "flask==3.0.3": "flask-3.0.3-py3-none-any.whl",
+        "smalldep==1.17.0": "smalldep-1.17.0-py3-none-any.whl",
+        "scikit-learn==1.8.0": "scikit_learn-1.8.0-py3-none-any.whl",
+        "scipy==1.16.0": "scipy-1.16.0-py3-none-any.whl",
+        "numpy==2.3.1": "numpy-2.3.1-py3-none-any.whl",
+    }
+    lines = []
+    for pin, filename in wheels.items():
+        digest = sha256_of(index_root / filename)
+        if pin.split("==")[0] == wrong:
+            digest = hashlib.sha256(b"not this wheel").hexdigest()
+        lines.append(f"{pin} \\\n    --hash=sha256:{digest}\n")
+    return "".join(lines)
+
+
+def test_hashed_requirements_build(
+    builds: Builds, app: AppFactory, pypi_index: IndexServer
+) -> None:
+    app_dir = app({"requirements.txt": hashed_requirements(pypi_index.root)})
+
+    build = builds.run(app_dir)
+
+    assert build.result.success, build.result.describe_failure()
+    assert distributions(build.image)["smalldep"] == "1.17.0"
+
+
+def test_a_wheel_that_does_not_match_its_pinned_hash_is_refused(
+    builds: Builds, app: AppFactory, pypi_index: IndexServer
+) -> None:
+    # pip turns on hash checking as soon as one requirement carries a hash, and then
+    # refuses any file whose digest differs from the pinned one.
+    requirements = hashed_requirements(pypi_index.root, wrong="smalldep")
+    app_dir = app({"requirements.txt": requirements})
+
+    build = builds.run(app_dir)
+
+    assert not build.result.success
+    assert "smalldep" in build.output.split("[Error:", 1)[-1]
+
+
+# --- Vendored wheels ------------------------------------------------------------------
+
+
+def test_no_index_with_vendored_wheels_never_asks_an_index(
+    builds: Builds, app: AppFactory, wheel_factory: WheelFactory
+) -> None:
+    local = wheel_factory.build(WheelSpec("localpkg", "1.0.0"))
+    small = pypi_index_wheel(wheel_factory, "smalldep")
+    app_dir = app(
+        {
+            "requirements.txt": "--no-index\n-f ./wheels\nlocalpkg==1.0.0\nsmalldep\n",
+            f"wheels/{local.name}": local.read_bytes(),
+            f"wheels/{small.name}": small.read_bytes(),
+        }
+    )
+
+    build = builds.run(app_dir, {"BP_ML_FORCE_DETECT": "true"})
+
+    assert build.result.success, build.result.describe_failure()
+    assert distributions(build.image)["localpkg"] == "1.0.0"
+    assert build.pypi_requests == [] and build.cpu_requests == []
+
+
+def pypi_index_wheel(wheel_factory: WheelFactory, name: str) -> Path:
+    (spec,) = [s for s in pypi_wheels() if s.name == name]
+    return wheel_factory.build(spec)
+
+
+# --- pyproject.toml without a lock ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "pyproject",
+    [
+        """\
+        [project]
+        name = "svc"
+        version = "0.1.0"
+        dependencies = ["torch==2.13.0", "flask>=3", "numpy~=2.3.0"]
+        """,
+        """\
+        [tool.poetry]
+        name = "svc"
+        version = "0.1.0"
+
+        [tool.poetry.dependencies]
+        python = "^3.9"
+        torch = "2.13.0"
+        flask = "^3.0"
+        numpy = { version = "~2.3.0" }
+
+        [tool.poetry.group.dev.dependencies]
+        smalldep = "*"
+        """,
+    ],
+    ids=["pep621", "poetry"],
+)
+def test_pyproject_dependencies_build_with_cpu_torch(
+    builds: Builds, app: AppFactory, pyproject: str
+) -> None:
+    build = builds.run(app({"pyproject.toml": pyproject}))
+
+    assert build.result.success, build.result.describe_failure()
+    installed = distributions(build.image)
+    assert installed["torch"] == "2.13.0+cpu"
+    assert (installed["flask"], installed["numpy"]) == ("3.0.3", "2.3.1")
+    assert "smalldep" not in installed  # a development group
+    assert cuda_names(installed) == []
+
+
+INTERNAL = WheelSpec("internalpkg", "2.0.0", extra_code='ORIGIN = "internal"\n')
+# The same name on the public index, newer: taking it would be dependency confusion.
+IMPOSTOR = WheelSpec("internalpkg", "9.9.9", extra_code='ORIGIN = "public"\n')
+
+
+@pytest.mark.parametrize(
+    "pyproject",
+    [
+        """\
+        [project]
+        name = "svc"
+        version = "0.1.0"
+        dependencies = ["internalpkg", "scikit-learn"]
+
+        [[tool.uv.index]]
+        name = "internal"
+        url = "{internal}"
+        explicit = true
+
+        [tool.uv.sources]
+        internalpkg = {{ index = "internal" }}
+        """,
+        """\
+        [tool.poetry]
+        name = "svc"
+        version = "0.1.0"
+
+        [tool.poetry.dependencies]
+        python = "^3.9"
+        internalpkg = {{ version = "*", source = "internal" }}
+        scikit-learn = "*"
+
+        [[tool.poetry.source]]
+        name = "internal"
+        url = "{internal}"
+        priority = "explicit"
+        """,
+    ],
+    ids=["uv-sources", "poetry-source"],
+)
+def test_package_tied_to_an_explicit_index_comes_from_that_index(
+    builds: Builds, app: AppFactory, make_index, pyproject: str
+) -> None:
+    public_names = ("scikit-learn", "scipy", "numpy")
+    public = make_index(
+        [s for s in pypi_wheels() if s.name in public_names] + [IMPOSTOR]
+    )
+    internal = make_index([INTERNAL])
+    app_dir = app({"pyproject.toml": pyproject.format(internal=internal.url)})
+
+    build = builds.run(app_dir, {"PIP_INDEX_URL": public.url})
+
+    assert build.result.success, build.result.describe_failure()
+    assert distributions(build.image)["internalpkg"] == "2.0.0"
+    assert run_python(build.image, "import internalpkg; print(internalpkg.ORIGIN)") == (
+        "internal\n"
+    )
+    assert not public.downloaded("internalpkg")

@@ -83,9 +83,14 @@ def torch_and_torchvision(builds: Builds, module_app: AppFactory) -> Build:
 
 
 @pytest.fixture(scope="module")
-def as_declared(builds: Builds, module_app: AppFactory) -> Build:
+def as_declared(
+    builds: Builds, module_app: AppFactory, torch_and_torchvision: Build
+) -> Build:
+    """The same app rebuilt with the opt-out over its CPU image."""
     app_dir = module_app({"requirements.txt": F27_REQUIREMENTS}, name="f27-opt-out")
-    build = builds.run(app_dir, {"BP_ML_TORCH_VARIANT": "as-declared"})
+    build = builds.run(
+        app_dir, {"BP_ML_TORCH_VARIANT": "as-declared"}, previous=torch_and_torchvision
+    )
     assert build.result.success, build.result.describe_failure()
     return build
 
@@ -218,6 +223,16 @@ def test_as_declared_installs_exactly_what_the_files_say(as_declared: Build) -> 
     ]
     assert run_python(as_declared.image, TORCH_VERSION).split() == ["2.13.0", "12.4"]
     assert unmet_requirements(as_declared.image) == []
+
+
+def test_switching_to_as_declared_reinstalls_the_torch_layer(
+    as_declared: Build,
+) -> None:
+    assert as_declared.image.layers["torch"].status == "new"
+    assert log_lines(
+        as_declared.output, r"torch changed from 2\.13\.0\+cpu to 2\.13\.0"
+    )
+    assert layers_holding(as_declared.image, "nvidia-cudnn-cu12") == ["torch-cuda"]
 
 
 def test_as_declared_never_asks_the_cpu_index(as_declared: Build) -> None:
