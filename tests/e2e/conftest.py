@@ -7,22 +7,14 @@ that the buildpack was never built for real. ``-m "not e2e"`` deselects them.
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
-import socket
 import subprocess
 import time
-import urllib.request
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-SAMPLES = REPO_ROOT / "samples"
-BUILDPACK_ID = "mlstack/python-ml"
+from support.packcli import REPO_ROOT, SAMPLES, Pack, RunningApp, free_port
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -47,126 +39,9 @@ def platform_env() -> dict[str, str]:
     return env
 
 
-@dataclass
-class PackBuild:
-    image: str
-    output: str
-    returncode: int
-
-    def check(self) -> PackBuild:
-        assert self.returncode == 0, f"pack build failed:\n{self.output[-6000:]}"
-        return self
-
-
-class Pack:
-    """Runs ``pack build`` with the flags every build on this platform needs."""
-
-    def __init__(self, env: Mapping[str, str]) -> None:
-        self.env = dict(env)
-
-    def build(
-        self,
-        image: str,
-        app_dir: Path,
-        build_env: Mapping[str, str] | None = None,
-        clear_cache: bool = False,
-    ) -> PackBuild:
-        args = [
-            "pack",
-            "build",
-            image,
-            "--path",
-            str(app_dir),
-            "--buildpack",
-            str(REPO_ROOT),
-            *self.env["MLBP_PACK_BUILD_ARGS"].split(),
-            "--env",
-            f"BP_ML_TORCH_INDEX_URL={self.env['MLBP_CPU_INDEX_URL']}",
-        ]
-        for name, value in (build_env or {}).items():
-            args += ["--env", f"{name}={value}"]
-        if clear_cache:
-            args.append("--clear-cache")
-        done = subprocess.run(
-            args, env=self.env, capture_output=True, text=True, timeout=1800
-        )
-        return PackBuild(image, done.stdout + done.stderr, done.returncode)
-
-    def docker(self, *args: str, check: bool = True, timeout: int = 600) -> str:
-        done = subprocess.run(
-            ["docker", *args],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
-        if check and done.returncode != 0:
-            raise AssertionError(f"docker {' '.join(args)} failed:\n{done.stderr}")
-        return done.stdout
-
-    def remove_image(self, image: str) -> None:
-        self.docker("rmi", "-f", image, check=False)
-
-    def layer_digests(self, image: str) -> dict[str, str]:
-        """Our buildpack's layers in ``image``: layer name -> diffID (sha256)."""
-        label = self.docker(
-            "inspect",
-            "--format",
-            '{{index .Config.Labels "io.buildpacks.lifecycle.metadata"}}',
-            image,
-        )
-        metadata = json.loads(label)
-        for buildpack in metadata["buildpacks"]:
-            if buildpack["key"] == BUILDPACK_ID:
-                return {
-                    name: layer["sha"] for name, layer in buildpack["layers"].items()
-                }
-        raise AssertionError(f"{image} has no layers of {BUILDPACK_ID}")
-
-    def image_diff_ids(self, image: str) -> list[str]:
-        return json.loads(
-            self.docker("inspect", "--format", "{{json .RootFS.Layers}}", image)
-        )
-
-    def in_image(self, image: str, *argv: str) -> str:
-        """Run ``argv`` in ``image`` with the launch environment, as the app runs."""
-        return self.docker(
-            "run", "--rm", "--entrypoint", "/cnb/lifecycle/launcher", image, "--", *argv
-        )
-
-    def python(self, image: str, code: str) -> str:
-        return self.in_image(image, "python", "-c", code).strip()
-
-
 @pytest.fixture(scope="session")
 def pack(platform_env: dict[str, str]) -> Pack:
     return Pack(platform_env)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@dataclass
-class RunningApp:
-    url: str
-    name: str
-
-    def get(self, path: str) -> dict:
-        with urllib.request.urlopen(self.url + path, timeout=60) as response:
-            return json.loads(response.read())
-
-    def post(self, path: str, body: object) -> dict:
-        request = urllib.request.Request(
-            self.url + path,
-            data=json.dumps(body).encode(),
-            headers={"Content-Type": "application/json"},
-            method="POST",
-        )
-        with urllib.request.urlopen(request, timeout=60) as response:
-            return json.loads(response.read())
 
 
 @pytest.fixture
@@ -177,7 +52,7 @@ def run_app(pack: Pack) -> Iterator:
     def start(
         image: str, env: Mapping[str, str] | None = None, wait_s: int = 180
     ) -> RunningApp:
-        port = _free_port()
+        port = free_port()
         name = f"mlbp-e2e-{port}"
         args = ["run", "-d", "--name", name, "-p", f"127.0.0.1:{port}:8080"]
         for key, value in (env or {}).items():
@@ -208,27 +83,3 @@ def copy_sample(tmp_path: Path):
         return target
 
     return copy
-
-
-def pip_wheel(directory: Path) -> Path:
-    """pip's own wheel, to run ``pip check`` in an image that has no pip."""
-    directory.mkdir(parents=True, exist_ok=True)
-    found = sorted(directory.glob("pip-*.whl"))
-    if not found:
-        subprocess.run(
-            [
-                "python3",
-                "-m",
-                "pip",
-                "download",
-                "--no-deps",
-                "--quiet",
-                "--dest",
-                str(directory),
-                "pip==26.3",
-            ],
-            check=True,
-            env={**os.environ, "PIP_FIND_LINKS": ""},
-        )
-        found = sorted(directory.glob("pip-*.whl"))
-    return found[-1]

@@ -12,8 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
-from .conftest import SAMPLES, Pack, PackBuild, pip_wheel
+from support.packcli import SAMPLES, Pack, PackBuild, pip_wheel
 
 IMAGE = "mlbp-e2e/fastapi-embeddings"
 HEAVY = ("numpy", "scipy", "scikit-learn", "transformers", "sympy")

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pytest
-
-from .conftest import Pack
+from support.packcli import SAMPLES, Pack
 
 FLASK_IMAGE = "mlbp-e2e/flask-sklearn-pyproject"
 PROCFILE_IMAGE = "mlbp-e2e/procfile-torch-cpu"
@@ -29,8 +28,6 @@ def procfile_image(pack: Pack) -> str:
 
 
 def _sample(name: str):
-    from .conftest import SAMPLES
-
     return SAMPLES / name
 
 
