@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Environment for scripts that use the local CNB platform made by platform/setup.
 #
 #   source platform/env.sh
