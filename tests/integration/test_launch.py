@@ -25,14 +25,14 @@ from support.index import IndexServer
 from support.wheels import WheelFactory, WheelSpec, pypi_wheels
 
 SERVE = """
-def _serve(server, target, host, port):
+def _serve(server, target, host, port, settings=None):
     import http.server, importlib, json, os, sys
     sys.path.insert(0, os.getcwd())
     module, _, attribute = target.partition(":")
     app = getattr(importlib.import_module(module), attribute)
     body = json.dumps({
         "server": server, "target": target, "app": type(app).__name__,
-        "argv": sys.argv[1:], "port": int(port),
+        "argv": sys.argv[1:], "port": int(port), "settings": settings or {},
     }).encode()
 
     class Handler(http.server.BaseHTTPRequestHandler):
@@ -62,18 +62,28 @@ def main():
 
 GUNICORN_MAIN = """
 def main():
-    import argparse, os
+    import argparse, os, shlex, sys
     parser = argparse.ArgumentParser()
     parser.add_argument("target")
     parser.add_argument("-b", "--bind")
     parser.add_argument("-k", "--worker-class")
     parser.add_argument("-w", "--workers")
     parser.add_argument("-t", "--timeout")
-    args, _ = parser.parse_known_args()
+    # Like gunicorn, each source over the one before: WEB_CONCURRENCY, the app's
+    # gunicorn.conf.py, GUNICORN_CMD_ARGS, the command line.
+    defaults = {"timeout": "30", "workers": os.environ.get("WEB_CONCURRENCY", "1")}
+    if os.path.isfile("gunicorn.conf.py"):
+        conf = {}
+        exec(open("gunicorn.conf.py").read(), conf)
+        defaults.update((k, str(conf[k])) for k in ("timeout", "workers") if k in conf)
+    parser.set_defaults(**defaults)
+    from_env = shlex.split(os.environ.get("GUNICORN_CMD_ARGS", ""))
+    args, _ = parser.parse_known_args(from_env + sys.argv[1:])
     # Like gunicorn: without --bind, $PORT (if set) on all interfaces.
     bind = args.bind or "0.0.0.0:" + os.environ.get("PORT", "8000")
     host, _, port = bind.rpartition(":")
-    _serve("gunicorn", args.target, host, port)
+    settings = {"timeout": int(args.timeout), "workers": int(args.workers)}
+    _serve("gunicorn", args.target, host, port, settings)
 """
 
 WEB_WHEELS = [
@@ -231,16 +241,47 @@ def test_flask_app_gets_gunicorn_with_a_long_worker_timeout(flask_app: Build) ->
         "app:server",
         "Flask",
     )
-    argv = answer["argv"]
-    assert int(argv[argv.index("--timeout") + 1]) >= 60
-    assert int(argv[argv.index("--workers") + 1]) in (1, 2)
+    assert answer["settings"]["timeout"] >= 60
+    assert answer["settings"]["workers"] in (1, 2)
+    assert "--timeout 300" in web_command(flask_app)[2]
 
 
 def test_web_concurrency_sets_the_gunicorn_workers(flask_app: Build) -> None:
     answer = ask_web_process(flask_app, {"WEB_CONCURRENCY": "3"})
 
-    argv = answer["argv"]
-    assert argv[argv.index("--workers") + 1] == "3"
+    assert answer["settings"]["workers"] == 3
+
+
+def test_gunicorn_cmd_args_override_the_default_timeout_and_workers(
+    flask_app: Build,
+) -> None:
+    # F21: the timeout stays configurable; gunicorn lets its command line win over
+    # GUNICORN_CMD_ARGS, so the defaults must not be command-line flags.
+    answer = ask_web_process(
+        flask_app, {"GUNICORN_CMD_ARGS": "--timeout 900 --workers 4"}
+    )
+
+    assert answer["settings"] == {"timeout": 900, "workers": 4}
+    assert answer["port"] > 0
+
+
+def test_gunicorn_conf_py_of_the_app_is_not_overridden(
+    web_builds: Builds, app: AppFactory
+) -> None:
+    app_dir = app(
+        {
+            "requirements.txt": "flask==3.0.3\ngunicorn==22.0.0\n",
+            "app.py": FLASK_APP,
+            "gunicorn.conf.py": "timeout = 1200\nworkers = 2\n",
+        }
+    )
+    build = web_builds.run(app_dir, FORCE)
+    assert build.result.success, build.result.describe_failure()
+
+    answer = ask_web_process(build)
+
+    assert answer["target"] == "app:server"
+    assert answer["settings"] == {"timeout": 1200, "workers": 2}
 
 
 # --- Procfile and BP_ML_START_COMMAND -------------------------------------------------

@@ -279,3 +279,88 @@ def test_pipfile_lock_drops_every_cuda_package_next_to_torch(
     assert cuda_names(distributions(pipenv_locked.image)) == []
     assert log_lines(pipenv_locked.output, r"dropped triton 3\.3\.0")
     assert cuda_files(pipenv_locked.pypi_downloads) == []
+
+
+# --- A lock already made against the PyTorch CPU index --------------------------------
+
+PYTORCH_CPU = "https://download.pytorch.org/whl/cpu"
+CPU_PYPROJECT = """\
+[project]
+name = "mlapp"
+version = "0.1.0"
+requires-python = ">=3.9"
+dependencies = ["flask==3.0.3", "torch==2.13.0"]
+
+[[tool.uv.index]]
+name = "pytorch-cpu"
+url = "https://download.pytorch.org/whl/cpu"
+explicit = true
+
+[tool.uv.sources]
+torch = { index = "pytorch-cpu" }
+"""
+
+
+def cpu_uv_lock(registry: str) -> str:
+    pypi = f'source = {{ registry = "{registry}" }}'
+    pytorch = f'source = {{ registry = "{PYTORCH_CPU}" }}'
+    return f"""\
+version = 1
+revision = 2
+requires-python = ">=3.9"
+
+[[package]]
+name = "filelock"
+version = "3.16.1"
+{pypi}
+
+[[package]]
+name = "flask"
+version = "3.0.3"
+{pypi}
+
+[[package]]
+name = "mlapp"
+version = "0.1.0"
+source = {{ virtual = "." }}
+dependencies = [
+    {{ name = "flask" }},
+    {{ name = "torch" }},
+]
+
+[package.metadata]
+requires-dist = [
+    {{ name = "flask", specifier = "==3.0.3" }},
+    {{ name = "torch", specifier = "==2.13.0", index = "{PYTORCH_CPU}" }},
+]
+
+[[package]]
+name = "torch"
+version = "2.13.0+cpu"
+{pytorch}
+dependencies = [
+    {{ name = "filelock" }},
+    {{ name = "typing-extensions" }},
+]
+
+[[package]]
+name = "typing-extensions"
+version = "4.12.2"
+{pypi}
+"""
+
+
+def test_lock_made_against_the_pytorch_index_uses_the_configured_cpu_index(
+    lock_builds: Builds, app: AppFactory, lock_index: IndexServer
+) -> None:
+    # The public CPU index is never contacted (a dead HTTPS proxy would fail it).
+    app_dir = app(
+        {"pyproject.toml": CPU_PYPROJECT, "uv.lock": cpu_uv_lock(lock_index.url)}
+    )
+
+    build = lock_builds.run(app_dir, {"HTTPS_PROXY": "http://127.0.0.1:9"})
+
+    assert build.result.success, build.result.describe_failure()
+    installed = distributions(build.image)
+    assert (installed["torch"], installed["filelock"]) == ("2.13.0+cpu", "3.16.1")
+    assert build.cpu_downloads == ["torch-2.13.0+cpu-py3-none-any.whl"]

@@ -382,3 +382,32 @@ def test_package_tied_to_an_explicit_index_comes_from_that_index(
         "internal\n"
     )
     assert not public.downloaded("internalpkg")
+
+
+def test_pyproject_routing_torch_to_the_pytorch_index_uses_the_configured_one(
+    builds: Builds, app: AppFactory
+) -> None:
+    # uv's documented set-up for CPU torch; the public index is never contacted
+    # (a dead HTTPS proxy would make that fail).
+    pyproject = """\
+        [project]
+        name = "svc"
+        version = "0.1.0"
+        dependencies = ["torch==2.13.0", "flask==3.0.3"]
+
+        [[tool.uv.index]]
+        name = "pytorch-cpu"
+        url = "https://download.pytorch.org/whl/cpu"
+        explicit = true
+
+        [tool.uv.sources]
+        torch = { index = "pytorch-cpu" }
+    """
+    app_dir = app({"pyproject.toml": pyproject})
+
+    build = builds.run(app_dir, {"HTTPS_PROXY": "http://127.0.0.1:9"})
+
+    assert build.result.success, build.result.describe_failure()
+    installed = distributions(build.image)
+    assert (installed["torch"], installed["filelock"]) == ("2.13.0+cpu", "3.16.1")
+    assert build.cpu_downloads == ["torch-2.13.0+cpu-py3-none-any.whl"]
