@@ -6,6 +6,13 @@ through gunicorn); ``python main.py`` or ``python app.py``. Web processes bind
 ``0.0.0.0:$PORT`` (``PORT`` defaults to 8080) and give a model time to load: gunicorn's
 worker timeout is raised from its 30 s default (field case F21), and uvicorn loads the
 app before it listens, so it has no such timeout.
+
+gunicorn takes its settings from, in rising priority, ``WEB_CONCURRENCY`` (workers),
+the app's ``gunicorn.conf.py``, ``GUNICORN_CMD_ARGS`` and its command line. So the
+raised timeout goes in front of the user's ``GUNICORN_CMD_ARGS``, where a later
+``--timeout`` of theirs wins, and not on the command line, where nothing could change
+it; an app with its own ``gunicorn.conf.py`` gets no default at all. Only the bind
+address, which the platform decides through ``$PORT``, is a command-line flag.
 """
 
 from __future__ import annotations
@@ -107,7 +114,7 @@ def detect_web_process(app_dir: Path, installed: Set[str]) -> Optional[Process]:
         if wsgi and "gunicorn" in installed:
             return Process(
                 "web",
-                _gunicorn(f"{module}:{wsgi.group(1)}"),
+                _gunicorn(app_dir, f"{module}:{wsgi.group(1)}"),
                 default=True,
                 source=f"Flask app in {candidate}",
             )
@@ -116,18 +123,20 @@ def detect_web_process(app_dir: Path, installed: Set[str]) -> Optional[Process]:
             module = f"{settings.parent.name}.wsgi:application"
             return Process(
                 "web",
-                _gunicorn(module),
+                _gunicorn(app_dir, module),
                 default=True,
                 source=f"Django project {settings.parent.name}",
             )
     return None
 
 
-def _gunicorn(target: str) -> str:
-    return (
-        f"exec gunicorn {target} --bind 0.0.0.0:${{PORT:-8080}} "
-        f"--workers ${{WEB_CONCURRENCY:-1}} --timeout {GUNICORN_TIMEOUT}"
-    )
+def _gunicorn(app_dir: Path, target: str) -> str:
+    """The gunicorn command line; see the module docstring for where settings go."""
+    command = f"exec gunicorn {target} --bind 0.0.0.0:${{PORT:-8080}}"
+    if (app_dir / "gunicorn.conf.py").is_file():
+        return command
+    defaults = f"--timeout {GUNICORN_TIMEOUT}"
+    return f'GUNICORN_CMD_ARGS="{defaults} ${{GUNICORN_CMD_ARGS:-}}" {command}'
 
 
 def plan_processes(
