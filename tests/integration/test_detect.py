@@ -184,3 +184,40 @@ def test_detection_never_touches_an_index(
 
     assert buildpack.run_detect(app_dir).passed
     assert pypi_index.requests == [] and cpu_index.requests == []
+
+
+@pytest.mark.parametrize("line", ["-e .", "."])
+def test_ml_dependencies_of_the_app_installed_from_its_own_directory_are_found(
+    buildpack: Lifecycle, app: AppFactory, line: str
+) -> None:
+    # requirements.txt installs the app itself; its pyproject.toml names torch.
+    app_dir = app(
+        {
+            "requirements.txt": f"{line}\n",
+            "pyproject.toml": """\
+                [project]
+                name = "svc"
+                version = "0.1.0"
+                dependencies = ["flask==3.0.3", "torch==2.13.0"]
+            """,
+        }
+    )
+
+    result = buildpack.run_detect(app_dir)
+
+    assert result.passed, result.output
+    assert "torch (pyproject.toml:4)" in result.output
+
+
+def test_utf16_requirements_from_windows_powershell_are_read(
+    buildpack: Lifecycle, app: AppFactory
+) -> None:
+    # `pip freeze > requirements.txt` in Windows PowerShell writes UTF-16 with a BOM,
+    # which pip reads.
+    text = "flask==3.0.3\r\ntorch==2.13.0\r\n"
+    app_dir = app({"requirements.txt": text.encode("utf-16")})
+
+    result = buildpack.run_detect(app_dir)
+
+    assert result.passed, result.output
+    assert "torch (requirements.txt:2)" in result.output
