@@ -411,3 +411,13 @@ def test_pyproject_routing_torch_to_the_pytorch_index_uses_the_configured_one(
     installed = distributions(build.image)
     assert (installed["torch"], installed["filelock"]) == ("2.13.0+cpu", "3.16.1")
     assert build.cpu_downloads == ["torch-2.13.0+cpu-py3-none-any.whl"]
+
+
+def test_utf16_requirements_file_builds(builds: Builds, app: AppFactory) -> None:
+    # What `pip freeze > requirements.txt` writes in Windows PowerShell.
+    text = "torch==2.13.0\r\nflask==3.0.3\r\n"
+    build = builds.run(app({"requirements.txt": text.encode("utf-16")}))
+
+    assert build.result.success, build.result.describe_failure()
+    installed = distributions(build.image)
+    assert (installed["torch"], installed["flask"]) == ("2.13.0+cpu", "3.0.3")
