@@ -8,6 +8,7 @@ text when an error needs one.
 
 from __future__ import annotations
 
+import codecs
 import re
 import sys
 from pathlib import Path
@@ -56,17 +57,34 @@ def parse_toml(text: str, path: Path) -> Dict[str, Any]:
         ) from None
 
 
-def read_text(path: Path) -> str:
-    """Return the text of ``path`` decoded as UTF-8 (a byte-order mark is dropped).
+# UTF-32 first: its little-endian mark begins with UTF-16's.
+_BYTE_ORDER_MARKS = (
+    (codecs.BOM_UTF32_LE, "UTF-32"),
+    (codecs.BOM_UTF32_BE, "UTF-32"),
+    (codecs.BOM_UTF16_LE, "UTF-16"),
+    (codecs.BOM_UTF16_BE, "UTF-16"),
+)
 
-    Raises :class:`BuildpackError` when the file cannot be read or is not UTF-8.
+
+def read_text(path: Path) -> str:
+    """Return the text of ``path``: UTF-8, or UTF-16/32 when a byte-order mark says so.
+
+    pip reads requirements files the same way; Windows PowerShell writes UTF-16 with a
+    mark when output is redirected (``pip freeze > requirements.txt``). A UTF-8 mark
+    is dropped. Raises :class:`BuildpackError` when the file cannot be read or
+    decoded.
     """
     try:
-        return path.read_bytes().decode("utf-8-sig")
+        data = path.read_bytes()
+        encoding = next(
+            (name for mark, name in _BYTE_ORDER_MARKS if data.startswith(mark)),
+            "UTF-8",
+        )
+        return data.decode("utf-8-sig" if encoding == "UTF-8" else encoding)
     except UnicodeDecodeError as error:
         raise BuildpackError(
-            f"{path.name} is not UTF-8 text",
-            f"Byte {error.start} of {path.name} cannot be decoded as UTF-8.",
+            f"{path.name} is not {encoding} text",
+            f"Byte {error.start} of {path.name} cannot be decoded as {encoding}.",
             f"Save {path.name} as UTF-8.",
             Origin(path),
         ) from None
