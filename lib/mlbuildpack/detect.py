@@ -1,10 +1,11 @@
 """``bin/detect``: claim Python apps that declare an ML package.
 
 Detection passes (exit 0) when the app's declaration (see ``declared``) names a
-package of ``classify.ML_PACKAGE_FAMILIES``, either as a direct requirement or, for a
-lock file, as any locked package, or when ``BP_ML_FORCE_DETECT=true``. Otherwise it
-prints one line saying why and exits 100, so that a plain Python buildpack later in
-the builder's order takes the app. Constraints do not count: they limit versions but
+package of ``classify.ML_PACKAGE_FAMILIES``, either as a direct requirement (or one
+that a local project the app installs, such as ``-e .``, declares in its
+pyproject.toml) or, for a lock file, as any locked package, or when
+``BP_ML_FORCE_DETECT=true``. Otherwise it prints one line saying why and exits 100,
+so that a plain Python buildpack later in the builder's order takes the app. Constraints do not count: they limit versions but
 install nothing. Only files are read; there is no network access.
 
 The build plan offers two alternatives, because the buildpack runs in two settings:
@@ -27,18 +28,28 @@ but would need a requirer too: a provide nobody requires fails the trial.
 from __future__ import annotations
 
 import os
+import re
 import sys
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence
+from urllib.parse import urlsplit
+from urllib.request import url2pathname
 
 import tomli_w
 from packaging.specifiers import SpecifierSet
 
 from . import classify
 from .config import Config, load_platform_env
-from .declared import Declaration, DeclarationKind, PythonRequest, read_declaration
+from .declared import (
+    Declaration,
+    DeclarationKind,
+    DeclaredRequirement,
+    PythonRequest,
+    SourceKind,
+    read_declaration,
+)
 from .errors import BuildpackError
 
 DETECT_PASS = 0
@@ -133,7 +144,11 @@ def detect(app_dir: Path, env: Mapping[str, str]) -> DetectResult:
 def _ml_packages(declaration: Declaration) -> List[str]:
     app_dir = declaration.app_dir
     found = []
-    for requirement in declaration.requirements:
+    requirements = [
+        *declaration.requirements,
+        *_local_project_requirements(declaration),
+    ]
+    for requirement in requirements:
         if requirement.name and classify.is_ml_package(requirement.name):
             found.append(f"{requirement.name} ({requirement.origin.describe(app_dir)})")
     direct = {r.name for r in declaration.requirements}
@@ -144,6 +159,41 @@ def _ml_packages(declaration: Declaration) -> List[str]:
             )
             direct.add(package.name)
     return found
+
+
+def _local_project_requirements(
+    declaration: Declaration,
+) -> List[DeclaredRequirement]:
+    """What the local projects the app installs (``-e .``, ``./libs/x``) declare.
+
+    A requirements.txt that only says ``-e .`` leaves the app's dependencies in its
+    own pyproject.toml. Only static ``[project]`` or Poetry dependencies are read; a
+    pyproject.toml that cannot be read is skipped, since the build reports it.
+    """
+    from .pyproject import declares_dependencies, read_pyproject
+
+    found: List[DeclaredRequirement] = []
+    for requirement in declaration.requirements:
+        if requirement.source_kind is not SourceKind.PATH:
+            continue
+        pyproject = _local_directory(requirement.text) / "pyproject.toml"
+        if not pyproject.is_file() or not declares_dependencies(pyproject):
+            continue
+        try:
+            found.extend(read_pyproject(pyproject, declaration.app_dir).requirements)
+        except BuildpackError:
+            continue
+    return found
+
+
+def _local_directory(text: str) -> Path:
+    """The directory of a local requirement's text (``/app/lib[extra] ; marker``)."""
+    location = text.split(" ; ", 1)[0].strip()
+    if "@" in location and not location.startswith(("/", "file:")):
+        location = location.split("@", 1)[1].strip()  # name @ file:///...
+    if location.startswith("file:"):
+        location = url2pathname(urlsplit(location).path)
+    return Path(re.sub(r"\[[^\]]*\]$", "", location))
 
 
 def _files(declaration: Declaration) -> str:
