@@ -5,8 +5,9 @@ package of ``classify.ML_PACKAGE_FAMILIES``, either as a direct requirement (or 
 that a local project the app installs, such as ``-e .``, declares in its
 pyproject.toml) or, for a lock file, as any locked package, or when
 ``BP_ML_FORCE_DETECT=true``. Otherwise it prints one line saying why and exits 100,
-so that a plain Python buildpack later in the builder's order takes the app. Constraints do not count: they limit versions but
-install nothing. Only files are read; there is no network access.
+so that a plain Python buildpack later in the builder's order takes the app.
+Constraints do not count: they limit versions but install nothing. Only files are
+read; there is no network access.
 
 The build plan offers two alternatives, because the buildpack runs in two settings:
 
