@@ -23,13 +23,13 @@ import os
 import subprocess
 import textwrap
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from buildkit import Builds, write_files
 from support import fixtures
-from support.index import IndexServer, Request
-from support.lifecycle import BuildResult, Cache, Image, Lifecycle
+from support.index import IndexServer
+from support.lifecycle import Cache, Lifecycle
 
 TESTS_DIR = Path(__file__).resolve().parents[1]
 REPO_ROOT = TESTS_DIR.parent
@@ -137,66 +137,6 @@ def warm_uv_cache(
     return result.cache
 
 
-@dataclass
-class Build:
-    """One build and what the stand-in indexes served while it ran."""
-
-    result: BuildResult
-    pypi_downloads: list[str]
-    cpu_downloads: list[str]
-    pypi_requests: list[Request]
-    cpu_requests: list[Request]
-
-    @property
-    def image(self) -> Image:
-        return self.result.image
-
-    @property
-    def output(self) -> str:
-        return self.result.output
-
-
-class Builds:
-    """Builds on one :class:`Lifecycle`, starting from a build cache that holds uv."""
-
-    def __init__(
-        self,
-        lifecycle: Lifecycle,
-        uv_cache: Cache,
-        pypi_index: IndexServer,
-        cpu_index: IndexServer,
-    ) -> None:
-        self.lifecycle = lifecycle
-        self.uv_cache = uv_cache
-        self.pypi_index = pypi_index
-        self.cpu_index = cpu_index
-
-    def run(
-        self,
-        app_dir: Path,
-        env: Mapping[str, str | None] | None = None,
-        previous: BuildResult | Build | None = None,
-        *,
-        cache: Cache | None | str = "uv",
-    ) -> Build:
-        """Build ``app_dir``; ``cache="uv"`` (the default) starts from the uv cache
-        unless ``previous`` brings its own; ``cache=None`` builds with no cache."""
-        if isinstance(previous, Build):
-            previous = previous.result
-        if cache == "uv":
-            cache = None if previous is not None else self.uv_cache
-        self.pypi_index.clear_log()
-        self.cpu_index.clear_log()
-        result = self.lifecycle.run_build(app_dir, env, previous, cache=cache)
-        return Build(
-            result,
-            self.pypi_index.downloads(),
-            self.cpu_index.downloads(),
-            self.pypi_index.requests,
-            self.cpu_index.requests,
-        )
-
-
 @pytest.fixture(scope="module")
 def builds(
     tmp_path_factory: pytest.TempPathFactory,
@@ -227,17 +167,6 @@ def module_app(tmp_path_factory: pytest.TempPathFactory) -> AppFactory:
         return directory
 
     return make
-
-
-def write_files(directory: Path, files: Mapping[str, str | bytes]) -> None:
-    """Write ``files`` (relative path -> dedented text or bytes) into ``directory``."""
-    for relative, content in files.items():
-        path = directory / relative
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if isinstance(content, bytes):
-            path.write_bytes(content)
-        else:
-            path.write_text(textwrap.dedent(content))
 
 
 @pytest.fixture(scope="session")

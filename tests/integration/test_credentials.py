@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 import tomli_w
-from conftest import AppFactory, Build, Builds
-from helpers import distributions, run_python
+from buildkit import AppFactory, Build, Builds
+from image_checks import distributions, run_python
 from support.index import IndexServer
 
 FILES = {

@@ -4,8 +4,8 @@ packages split across layers, console scripts, and distribution metadata."""
 from __future__ import annotations
 
 import pytest
-from conftest import AppFactory, Build, Builds
-from helpers import (
+from buildkit import AppFactory, Build, Builds
+from image_checks import (
     distributions,
     layers_holding,
     run_python,

@@ -14,8 +14,8 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import AppFactory, Builds
-from helpers import log_lines
+from buildkit import AppFactory, Builds
+from image_checks import log_lines
 from support.index import IndexServer
 from support.wheels import WheelSpec, pypi_wheels
 

@@ -13,8 +13,8 @@ proxy, so a build that tried to reach it would fail instead of going online.
 from __future__ import annotations
 
 import pytest
-from conftest import AppFactory, Build, Builds
-from helpers import cuda_files, cuda_names, distributions, log_lines, run_python
+from buildkit import AppFactory, Build, Builds
+from image_checks import cuda_files, cuda_names, distributions, log_lines, run_python
 from support.index import IndexServer
 
 NO_INTERNET = {"HTTPS_PROXY": "http://127.0.0.1:9", "https_proxy": "http://127.0.0.1:9"}

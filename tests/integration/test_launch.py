@@ -20,7 +20,7 @@ import urllib.request
 from collections.abc import Iterator
 
 import pytest
-from conftest import AppFactory, Build, Builds
+from buildkit import AppFactory, Build, Builds
 from support.index import IndexServer
 from support.wheels import WheelFactory, WheelSpec, pypi_wheels
 

@@ -12,11 +12,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import AppFactory, Build, Builds
-from helpers import (
+from buildkit import AppFactory, Build, Builds, in_tree_project
+from image_checks import (
     dependency_layers,
     distributions,
-    in_tree_project,
     layer_pins,
     layers_holding,
     log_lines,

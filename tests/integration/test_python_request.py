@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from conftest import AppFactory, Builds
-from helpers import log_lines, run_python
+from buildkit import AppFactory, Builds
+from image_checks import log_lines, run_python
 
 
 def other_minor(minor: str) -> str:

@@ -8,11 +8,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import AppFactory, Build, Builds, write_files
-from helpers import (
+from buildkit import AppFactory, Build, Builds, in_tree_project, write_files
+from image_checks import (
     cuda_names,
     distributions,
-    in_tree_project,
     layer_pins,
     layers_holding,
     log_lines,

@@ -8,8 +8,8 @@ import platform
 import shutil
 
 import pytest
-from conftest import AppFactory, Build, Builds
-from helpers import distributions, layer_pins, layers_holding, log_lines
+from buildkit import AppFactory, Build, Builds
+from image_checks import distributions, layer_pins, layers_holding, log_lines
 from support.wheels import WheelFactory, WheelSpec, pypi_wheels
 
 

@@ -8,8 +8,8 @@ sentence-transformers), F04 (an unpinned torchvision next to a pinned torch) and
 from __future__ import annotations
 
 import pytest
-from conftest import AppFactory, Build, Builds
-from helpers import (
+from buildkit import AppFactory, Build, Builds
+from image_checks import (
     cuda_files,
     cuda_names,
     distributions,

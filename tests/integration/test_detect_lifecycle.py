@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import REPO_ROOT, AppFactory
+from buildkit import REPO_ROOT, AppFactory
 from support.index import IndexServer
 from support.lifecycle import Lifecycle
 

@@ -12,8 +12,8 @@ import json
 from collections.abc import Iterator
 
 import pytest
-from conftest import AppFactory, Build, Builds
-from helpers import cuda_files, cuda_names, distributions, log_lines, run_python
+from buildkit import AppFactory, Build, Builds
+from image_checks import cuda_files, cuda_names, distributions, log_lines, run_python
 from support.index import IndexServer
 from support.wheels import WheelFactory, WheelSpec, pypi_wheels
 
