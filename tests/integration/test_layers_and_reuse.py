@@ -57,16 +57,17 @@ def layered(
         },
         name="layered",
     )
-    build = builds.run(
-        app_dir,
-        {
-            "PIP_EXTRA_INDEX_URL": big_wheel_index.url,
-            "BP_ML_HEAVY_PACKAGES": "smalldep",
-            "BP_ML_HEAVY_THRESHOLD_MB": "2",
-        },
-    )
+    build = builds.run(app_dir, layered_env(big_wheel_index))
     assert build.result.success, build.result.describe_failure()
     return build
+
+
+def layered_env(big_wheel_index: IndexServer) -> dict[str, str]:
+    return {
+        "PIP_EXTRA_INDEX_URL": big_wheel_index.url,
+        "BP_ML_HEAVY_PACKAGES": "smalldep",
+        "BP_ML_HEAVY_THRESHOLD_MB": "2",
+    }
 
 
 # --- Layer plan -----------------------------------------------------------------------
@@ -157,6 +158,21 @@ def test_every_layer_installs_completely(layered: Build) -> None:
         "import bigpkg, numpy; print(bigpkg.__version__, numpy.__version__)",
     )
     assert versions.split() == ["1.0.0", "2.3.0"]
+
+
+def test_rebuild_plans_the_same_layers_and_reuses_them_all(
+    builds: Builds, layered: Build, big_wheel_index: IndexServer
+) -> None:
+    # Whatever the size and list rules decided, an unchanged rebuild (which reads
+    # the sizes back from the restored records) decides the same.
+    app_dir = layered.image.app_dir
+    build = builds.run(app_dir, layered_env(big_wheel_index), previous=layered)
+
+    assert build.result.success, build.result.describe_failure()
+    assert sorted(build.image.layers) == sorted(layered.image.layers)
+    statuses = {n: layer.status for n, layer in build.image.layers.items()}
+    assert set(statuses.values()) <= {"reused", "unchanged"}, statuses
+    assert build.pypi_downloads == [] and build.cpu_downloads == []
 
 
 # --- Rebuilds -------------------------------------------------------------------------
