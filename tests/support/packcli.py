@@ -17,6 +17,7 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = REPO_ROOT / "samples"
 BUILDPACK_ID = "mlstack/python-ml"
+_DAEMON_SAVE_EOF = "failed to fetch base layers: saving image"
 
 
 @dataclass
@@ -62,7 +63,17 @@ class Pack:
         done = subprocess.run(
             args, env=self.env, capture_output=True, text=True, timeout=1800
         )
-        return PackBuild(image, done.stdout + done.stderr, done.returncode)
+        output = done.stdout + done.stderr
+        if done.returncode != 0 and _DAEMON_SAVE_EOF in output:
+            # Docker 20.10 sometimes drops the exporter's `docker save` of the run
+            # image with EOF while another client loads or pushes images; the
+            # buildpack's part had finished. One retry; the log keeps both runs.
+            done = subprocess.run(
+                args, env=self.env, capture_output=True, text=True, timeout=1800
+            )
+            output += "\n--- retried after a daemon EOF ---\n"
+            output += done.stdout + done.stderr
+        return PackBuild(image, output, done.returncode)
 
     def docker(self, *args: str, check: bool = True, timeout: int = 600) -> str:
         done = subprocess.run(
