@@ -329,3 +329,22 @@ def test_start_command_setting_overrides_procfile_and_detection(
     done = build.image.run(process="web")
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "custom 8080"
+
+
+def test_procfile_saved_with_a_byte_order_mark_and_crlf_is_read(
+    web_builds: Builds, app: AppFactory
+) -> None:
+    # As some Windows editors save it.
+    procfile = "\ufeffweb: gunicorn app:server\r\nworker: python worker.py\r\n"
+    app_dir = app(
+        {
+            "requirements.txt": "flask==3.0.3\ngunicorn==22.0.0\n",
+            "app.py": FLASK_APP,
+            "Procfile": procfile.encode("utf-8"),
+        }
+    )
+    build = web_builds.run(app_dir, FORCE)
+
+    assert build.result.success, build.result.describe_failure()
+    assert web_command(build) == ["bash", "-c", "gunicorn app:server"]
+    assert [p["type"] for p in build.image.launch["processes"]] == ["web", "worker"]
