@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Set
 
 from .errors import BuildpackError, Origin
+from .tomlcompat import read_text
 
 GUNICORN_TIMEOUT = 300
 
@@ -49,7 +50,7 @@ _PROCFILE_LINE = re.compile(r"^([A-Za-z0-9_.-]+):\s*(.+)$")
 def read_procfile(path: Path) -> List[Process]:
     """Parse a Procfile; raise BuildpackError naming the bad line."""
     processes: List[Process] = []
-    for number, raw in enumerate(path.read_text().splitlines(), start=1):
+    for number, raw in enumerate(read_text(path).splitlines(), start=1):
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
