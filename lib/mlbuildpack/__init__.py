@@ -1,1 +1,1 @@
-"""The Python ML buildpack: detect and build Python ML apps for Cloud Native Buildpacks."""
+"""The Python ML buildpack: detect and build Python ML apps as a CNB buildpack."""
