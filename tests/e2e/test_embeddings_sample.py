@@ -29,11 +29,13 @@ print(json.dumps({"version": torch.__version__,
                   "names": names, "cuda_libs": cuda_libs}))
 """
 
-# Run in the image: wheels, uv or pip caches, our temp dirs, and anything in /tmp.
+# Run in the image: wheels, uv or pip caches and our temp dirs anywhere the build
+# wrote (the run image's own /usr/share/python-wheels, Debian's, is not ours), and
+# anything in /tmp.
 FIND_LEFTOVERS = (
-    "find / -xdev \\( -name '*.whl' -o -name uv-cache -o -name .ml-buildpack-tmp"
-    " -o -name 'mlbp-pip-*' -o -path '*/.cache/pip' -o -path '*/.cache/uv' \\)"
-    " -print 2>/dev/null; ls -A /tmp"
+    "find /layers /workspace /home /tmp \\( -name '*.whl' -o -name uv-cache"
+    " -o -name .ml-buildpack-tmp -o -name 'mlbp-pip-*' -o -path '*/.cache/pip'"
+    " -o -path '*/.cache/uv' \\) -print 2>/dev/null; ls -A /tmp"
 )
 
 
