@@ -254,6 +254,14 @@ def _compile(
     args += indexes.uv_args()
     done = uv.run(args, cwd=workdir, log=log)
     if done.returncode != 0:
+        failed_torch = _failed_torch_name(done.stderr, routed)
+        if failed_torch and route.index_url:
+            available = _torch_range(
+                uv, workdir, failed_torch, route.index_url, python, log
+            )
+            raise torch_pin_error(
+                done.stderr, declaration, failed_torch, route.index_url, available
+            )
         raise resolution_error(done.stderr, declaration, python)
     if output_format != "requirements.txt":
         (workdir / "resolution.out").write_text(done.stdout)
@@ -446,26 +454,54 @@ def marker_environment() -> Dict[str, str]:
 # -------------------------------------------------------------------------- errors
 
 
+_NO_WHEEL = re.compile(
+    r"Because (?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)(?P<spec>[<>=!~][^ ]*)? has no "
+    r"(usable wheels|wheels with a matching)"
+)
+_DEPENDS_ON = re.compile(
+    r"(?P<parent>[A-Za-z0-9][A-Za-z0-9._-]*==[^ ,]+) depends on "
+    r"(?P<name>[A-Za-z0-9._-]+)"
+)
+
+
+def _clean_uv_message(stderr: str) -> str:
+    """uv's message in the app's terms: no generated project, no hints about flags
+    the user never set, no credentials."""
+    lines = []
+    for line in redact_text(stderr.strip()).splitlines():
+        if line.startswith("hint:") and "--no-build-package" in line:
+            continue
+        lines.append(line.replace("torch-routing depends on", "the app requires"))
+    return "\n".join(lines).strip()
+
+
 def resolution_error(stderr: str, declaration, python: str) -> BuildpackError:
     """Explain a failed resolution, pointing at the declaring line where we can."""
-    message = redact_text(stderr.strip())
+    message = _clean_uv_message(stderr)
     mentioned = _declared_names_in(message, declaration)
     origin: Optional[Origin] = mentioned[0].origin if mentioned else None
     version = _python_version(python)
-    if (
-        "no usable wheels" in message
-        or "building from source is disabled" in message
-        or "no wheels with a matching" in message
-    ):
-        names = ", ".join(sorted({m.name for m in mentioned if m.name})) or "a package"
+    no_wheel = _NO_WHEEL.search(message)
+    if no_wheel or "building from source is disabled" in message:
+        name = no_wheel.group("name") if no_wheel else "a package"
+        spec = (no_wheel.group("spec") or "") if no_wheel else ""
+        parents = sorted(
+            {
+                m.group("parent")
+                for m in _DEPENDS_ON.finditer(message)
+                if canonicalize_name(m.group("name")) == canonicalize_name(name)
+            }
+        )
+        required_by = f" (required by {', '.join(parents)})" if parents else ""
         return BuildpackError(
             "No installable wheel for this Python",
-            f"{names}: a pinned version has no wheel for Python {version} on "
-            f"{_arch()}, and building it from source here would need a compiler "
-            f"toolchain (Rust or C++) that ML packages are not built with."
+            f"{name}{spec}{required_by} has no wheel for Python {version} on "
+            f"{_arch()}. Building it from source would need a compiler toolchain "
+            f"(Rust or C++) and take many minutes, so the build stops here instead."
             f"\n\n{message}",
-            f"Pin a newer release that publishes wheels for Python {version}, or pin "
-            f"the app's Python to a version those wheels support (.python-version).",
+            f"Upgrade the package that pins {name} to a release with wheels for "
+            f"Python {version}, or pin the app's Python (.python-version) to one "
+            f"that {name}{spec} has wheels for, with a builder that provides it.",
             origin=origin,
         )
     return BuildpackError(
@@ -475,6 +511,84 @@ def resolution_error(stderr: str, declaration, python: str) -> BuildpackError:
         "Relax or correct the requirement named above; pins of torch, torchvision "
         "and torchaudio must exist on the CPU index (set "
         "BP_ML_TORCH_VARIANT=as-declared to install exactly what the files say).",
+        origin=origin,
+    )
+
+
+def _failed_torch_name(stderr: str, routed: Mapping[str, str]) -> Optional[str]:
+    """The routed torch-family name uv could not find a version of, if any."""
+    for name in sorted(routed):
+        if re.search(rf"no version of {re.escape(name)}\b", stderr) or re.search(
+            rf"{re.escape(name)}\S* has no (usable wheels|wheels with a matching)",
+            stderr,
+        ):
+            return name
+    return None
+
+
+def _torch_range(
+    uv: Uv, workdir: Path, name: str, index_url: str, python: str, log: Log
+) -> Tuple[Optional[str], Optional[str]]:
+    """The oldest and newest ``name`` the torch index has for this interpreter."""
+    probe_dir = workdir / "probe"
+    project = _write_routing_project(probe_dir, {name: name}, index_url)
+    found = []
+    for strategy in ("lowest", "highest"):
+        done = uv.run(
+            [
+                "pip",
+                "compile",
+                str(project),
+                "--python",
+                python,
+                "--no-config",
+                "--no-header",
+                "--no-annotate",
+                "--quiet",
+                "--no-deps",
+                "--resolution",
+                strategy,
+            ],
+            cwd=probe_dir,
+            log=log,
+        )
+        pins = [p for p in parse_compiled(done.stdout) if p.name == name]
+        found.append(pins[0].version if done.returncode == 0 and pins else None)
+    return found[0], found[1]
+
+
+def torch_pin_error(
+    stderr: str,
+    declaration,
+    name: str,
+    index_url: str,
+    available: Tuple[Optional[str], Optional[str]],
+) -> BuildpackError:
+    """A torch-family pin the CPU index has no wheel of, for this Python (F06)."""
+    declared = [r for r in declaration.requirements if r.name == name]
+    asked = declared[0].text if declared else name
+    origin = declared[0].origin if declared else None
+    version = _python_version("")
+    oldest, newest = available
+    if oldest:
+        have = (
+            f"The oldest {name} it has for Python {version} is {oldest}"
+            f"{f' and the newest {newest}' if newest and newest != oldest else ''}."
+        )
+        fix = (
+            f"Pin {name}>={oldest.split('+')[0]} (with matching torchvision and "
+            f"torchaudio), or run the app on a Python that {asked} supports."
+        )
+    else:
+        have = f"It has no {name} at all for Python {version} on {_arch()}."
+        fix = "Check BP_ML_TORCH_INDEX_URL, or run the app on a supported Python."
+    return BuildpackError(
+        f"No CPU build of {asked} for Python {version}",
+        f"The app asks for {asked}, but the CPU index {redact(index_url)} has no "
+        f"wheel of it for CPython {version} on {_arch()}. {have}\n\n"
+        f"{_clean_uv_message(stderr)}",
+        f"{fix} BP_ML_TORCH_VARIANT=as-declared installs exactly what the files "
+        "say instead, from the app's own indexes.",
         origin=origin,
     )
 
