@@ -156,7 +156,7 @@ class Builder:
                 f"Torch family index ({self.config.torch_variant}): "
                 f"{redact(route.index_url)}"
             )
-            for url in indexes.scoped_to_torch:
+            for url in dict.fromkeys(indexes.scoped_to_torch):
                 self.log.detail(
                     f"The app's index line {redact(url)} is used for torch, "
                     "torchvision and torchaudio only"

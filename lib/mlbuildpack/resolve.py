@@ -30,6 +30,11 @@ from .output import Log
 from .tomlcompat import tomllib
 from .uvtool import Uv
 
+OPT_OUT = (
+    "Set BP_ML_TORCH_VARIANT=as-declared to install torch exactly as the files "
+    "say, or cuda to keep CUDA builds."
+)
+
 
 @dataclass(frozen=True)
 class Pin:
@@ -165,19 +170,19 @@ def _note_torch(
         resolution.notes.append(line)
         log.detail(line)
     if changed:
-        log.detail(
-            "Set BP_ML_TORCH_VARIANT=as-declared to install torch exactly as the "
-            "files say, or cuda to keep CUDA builds."
-        )
+        log.detail(OPT_OUT)
     for pin in resolution.pins:
         if classify.is_cuda_package(pin.name):
-            who = ", ".join(pin.via) or "an unknown package"
-            log.warning(
-                "CUDA package kept",
-                f"{pin.describe()} is required by {who}, not by torch, so it stays.\n"
-                "It only works on a GPU machine; drop that requirement for a CPU "
-                "image.",
-            )
+            _warn_cuda_kept(pin.describe(), list(pin.via), log)
+
+
+def _warn_cuda_kept(package: str, users: Sequence[str], log: Log) -> None:
+    who = ", ".join(users) or "an unknown package"
+    log.warning(
+        "CUDA package kept",
+        f"{package} is required by {who}, not by torch, so it stays.\n"
+        "It only works on a GPU machine; drop that requirement for a CPU image.",
+    )
 
 
 def _write_inputs(
@@ -412,6 +417,7 @@ def from_lock(
             if not graph_known or users <= (classify.TORCH_FAMILY | cuda_names):
                 notes.append(f"dropped {name} {version}: only the CUDA torch needs it")
                 continue
+            _warn_cuda_kept(f"{name} {version}", sorted(users), log)
         requirement = package.requirement_text()
         index = None
         if substitute and name in classify.TORCH_FAMILY:
@@ -431,6 +437,8 @@ def from_lock(
         )
     for note in notes:
         log.detail(note)
+    if notes:
+        log.detail(OPT_OUT)
     return Resolution(
         pins, torch_index=route.index_url if substitute else None, notes=notes
     )
