@@ -144,12 +144,17 @@ class Builder:
             extra_index_urls=[u.value for u in options.extra_index_urls],
             find_links=[u.value for u in options.find_links],
             options=_pass_through_options(options.pass_through_options),
+            no_index=options.no_index is not None,
             torch_index_url=self.config.torch_index_url,
         )
-        self.log.step(
-            f"Package index: {redact(indexes.default)}"
-            + "".join(f", {redact(u)}" for u in indexes.extra)
-        )
+        if indexes.no_index:
+            links = ", ".join(redact(u) for u in indexes.find_links) or "none"
+            self.log.step(f"No package index (--no-index); find-links: {links}")
+        else:
+            self.log.step(
+                f"Package index: {redact(indexes.default)}"
+                + "".join(f", {redact(u)}" for u in indexes.extra)
+            )
         route = torch_route(self.config)
         if route.index_url:
             self.log.step(
@@ -378,14 +383,20 @@ class Builder:
 
 
 def _pass_through_options(options: Sequence[Any]) -> List[str]:
-    """uv flags for the requirements' option lines that uv takes as they are."""
+    """uv flags for the requirements' option lines that change what is resolved.
+
+    ``--pre``, ``--only-binary`` and ``--no-binary`` carry over. ``--prefer-binary``
+    and ``--use-feature`` are pip's own and mean nothing to uv;
+    ``--require-hashes`` is honoured by passing every declared hash at install.
+    """
     args: List[str] = []
     for option in options:
         text = option.value.strip()
-        if text == "--pre":
+        flag, _, value = text.replace("=", " ", 1).partition(" ")
+        if flag == "--pre":
             args += ["--prerelease", "allow"]
-        elif text:
-            args += text.replace("=", " ", 1).split(None, 1)
+        elif flag in ("--only-binary", "--no-binary") and value.strip():
+            args += [flag, value.strip()]
     return args
 
 

@@ -64,9 +64,15 @@ class AppIndexes:
     find_links: Tuple[str, ...] = ()
     options: Tuple[str, ...] = ()
     scoped_to_torch: Tuple[str, ...] = field(default=())
+    no_index: bool = False
 
     def uv_args(self) -> List[str]:
         """The uv command-line flags for these indexes (credentials included)."""
+        if self.no_index:
+            args = ["--no-index"]
+            for link in self.find_links:
+                args += ["--find-links", link]
+            return args + list(self.options)
         args = ["--default-index", self.default]
         for url in self.extra:
             args += ["--index", url]
@@ -91,6 +97,7 @@ def app_indexes(
     find_links: Sequence[str],
     options: Sequence[str],
     torch_index_url: str,
+    no_index: bool = False,
 ) -> AppIndexes:
     """Combine the environment and the requirements' option lines.
 
@@ -125,4 +132,5 @@ def app_indexes(
         find_links=tuple(links),
         options=tuple(options),
         scoped_to_torch=tuple(scoped),
+        no_index=no_index,
     )
