@@ -87,6 +87,7 @@ class Builder:
         self.workdir = workdir
         self.python = PythonInfo.current()
         self._uv: Optional[Uv] = None
+        self.declared_hashes: Dict[str, Tuple[str, ...]] = {}
         self.summary: List[Tuple[str, str, str, str, str]] = []
 
     # -- stages --------------------------------------------------------------------
@@ -136,6 +137,11 @@ class Builder:
         return declaration
 
     def app_indexes(self, declaration) -> AppIndexes:
+        self.declared_hashes = {
+            r.name: tuple(r.hashes)
+            for r in declaration.requirements
+            if r.name and r.hashes
+        }
         self.log.header("Choosing package indexes")
         options = declaration.index_options
         indexes = app_indexes(
@@ -294,6 +300,7 @@ class Builder:
             self.config.compile_bytecode,
             self.workdir,
             self.log,
+            pin_hashes=self.declared_hashes,
         )
         elapsed = time.monotonic() - started
         size = directory_size(layer.path)

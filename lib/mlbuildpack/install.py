@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import subprocess
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Mapping, Optional, Sequence
 
 from .cnb import Layer
 from .errors import BuildpackError
@@ -46,6 +46,7 @@ def install_layer(
     compile_bytecode: bool,
     workdir: Path,
     log: Log,
+    pin_hashes: Optional[Mapping[str, Sequence[str]]] = None,
 ) -> None:
     """Install ``plan``'s pins into ``layer``; on failure remove the half-made layer.
 
@@ -54,7 +55,14 @@ def install_layer(
     layer.reset()
     layer.path.mkdir(parents=True)
     pins_file = workdir / f"{plan.name}.txt"
-    pins_file.write_text("".join(f"{pin.requirement}\n" for pin in plan.pins))
+    lines = []
+    for pin in plan.pins:
+        # Declared hashes are checked by uv: a file that does not match is refused.
+        hashes = "".join(
+            f" --hash={value}" for value in (pin_hashes or {}).get(pin.name, ())
+        )
+        lines.append(f"{pin.requirement}{hashes}\n")
+    pins_file.write_text("".join(lines))
     args = [
         "pip",
         "install",
