@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .apps import AppCopy
-from .docker import image_config
+from .docker import docker, image_config
 from .measure import run_timed
 
 BUILDPACK_ID = "mlstack/python-ml"
@@ -117,21 +117,22 @@ class Ours(Contender):
     title = "ours (pack + buildpack)"
 
     def volumes(self) -> list[str]:
-        return [f"{self.repository()}-build-cache", f"{self.repository()}-launch-cache"]
+        # pack names its cache volumes after the image (without the registry host):
+        # pack-cache-<name>_<tag>-<hash of the full reference>.build and .launch. In
+        # daemon mode the launch cache keeps a copy of every launch layer.
+        prefix = f"pack-cache-{self.repository()}_"
+        listing = docker("volume", "ls", "--quiet")
+        return [name for name in listing.split() if name.startswith(prefix)]
 
     def build(
         self, app: AppCopy, image: str, workdir: Path, log: Path, fresh: Fresh | None
     ) -> BuildRun:
-        build_volume, launch_volume = self.volumes()
         args = [
             "pack", "build", image,
             "--path", str(app.directory),
             "--buildpack", str(self.settings.buildpack_dir),
             *self.settings.pack_args,
             "--env", f"BP_ML_TORCH_INDEX_URL={self.settings.torch_index_url}",
-            "--cache",
-            f"type=build;format=volume;name={build_volume};"
-            f"type=launch;format=volume;name={launch_volume}",
         ]  # fmt: skip
         if fresh is not None:
             args += [

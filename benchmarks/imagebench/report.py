@@ -357,7 +357,7 @@ def targets(data: dict) -> list[dict]:
             speedup,
             10,
             True,
-            f"{speedup:.1f}× ({_seconds(recipe_dep['build_seconds'])} vs "
+            f"{speedup:.2f}× ({_seconds(recipe_dep['build_seconds'])} vs "
             f"{_seconds(ours_dep['build_seconds'])})",
         )
         share = 100 * ours_dep["pushed_bytes"] / ours_dep["registry_image_bytes"]
@@ -393,7 +393,7 @@ def targets(data: dict) -> list[dict]:
             speedup,
             5,
             True,
-            f"{speedup:.1f}× ({_seconds(recipe_total)} vs {_seconds(ours_total)})",
+            f"{speedup:.2f}× ({_seconds(recipe_total)} vs {_seconds(ours_total)})",
         )
         share = 100 * ours_fresh["pushed_bytes"] / ours_fresh["registry_image_bytes"]
         check(
