@@ -261,7 +261,9 @@ class Builder:
         layer = Layer(self.ctx.layers_dir, plan.name)
         index = resolution.torch_index if plan.from_torch_index else None
         key = LayerKey(
-            pins=tuple(sorted(pin.requirement for pin in plan.pins)),
+            pins=tuple(
+                sorted(_with_local_digest(pin.requirement) for pin in plan.pins)
+            ),
             python=self.python.version,
             abi=self.python.abi,
             platform=self.python.platform,
@@ -365,6 +367,8 @@ class Builder:
             "indexes": indexes.identity(),
         }
         digest.update(json.dumps(settings, sort_keys=True).encode())
+        for declared in declaration.requirements:
+            digest.update(_with_local_digest(declared.text).encode())
         return digest.hexdigest()
 
     def _forget_stale_layers(self, planned: set) -> None:
@@ -405,6 +409,42 @@ def _pass_through_options(options: Sequence[Any]) -> List[str]:
         elif flag in ("--only-binary", "--no-binary") and value.strip():
             args += [flag, value.strip()]
     return args
+
+
+_SKIPPED_IN_LOCAL_PACKAGES = {".git", "__pycache__", "build", "dist", ".venv", ".tox"}
+
+
+def _with_local_digest(requirement: str) -> str:
+    """``requirement`` plus a digest of its files when it names a local path.
+
+    A local package's pin (``mylib @ file:///workspace/libs/mylib``) stays the same
+    when its code changes; the digest makes that change visible to the keys that
+    decide reuse.
+    """
+    _, marker, location = requirement.partition("file://")
+    if not marker:
+        if not requirement.startswith("/"):
+            return requirement
+        location = requirement
+    path = Path(location.split()[0].split("#")[0])
+    if not path.exists():
+        return requirement
+    digest = hashlib.sha256()
+    files = (
+        [path]
+        if path.is_file()
+        else sorted(
+            p
+            for p in path.rglob("*")
+            if p.is_file()
+            and not _SKIPPED_IN_LOCAL_PACKAGES & set(p.relative_to(path).parts)
+            and not p.name.endswith(".pyc")
+        )
+    )
+    for file in files:
+        digest.update(str(file.relative_to(path) if file != path else "").encode())
+        digest.update(file.read_bytes())
+    return f"{requirement} #sha256={digest.hexdigest()[:16]}"
 
 
 def _whole_number(value: Any) -> Optional[int]:
