@@ -97,6 +97,7 @@ class Builder:
         declaration = self.read_inputs()
         indexes = self.app_indexes(declaration)
         resolution, sizes, resolution_key = self.resolve(declaration, indexes)
+        self.warn_about_gpu_builds(resolution)
         plans = plan_layers(resolution.pins, self.config, sizes, resolution.torch_index)
         self.log_plan(plans)
         self.install_layers(plans, resolution, indexes, sizes, resolution_key)
@@ -217,6 +218,20 @@ class Builder:
                     )
         self.log.step(f"{len(resolution.pins)} packages pinned")
         return resolution, sizes, key
+
+    def warn_about_gpu_builds(self, resolution: Resolution) -> None:
+        """Point at CPU builds this buildpack does not substitute by itself (F16)."""
+        if self.config.torch_variant != "cpu":
+            return
+        pins = resolution.by_name()
+        tensorflow = pins.get("tensorflow")
+        if tensorflow is not None and "tensorflow-cpu" not in pins:
+            self.log.warning(
+                "tensorflow includes GPU support",
+                f"tensorflow {tensorflow.version} on Linux ships CUDA support that a "
+                "CPU image cannot use. For a smaller image, depend on tensorflow-cpu "
+                f"(tensorflow-cpu=={tensorflow.version}) instead of tensorflow.",
+            )
 
     def log_plan(self, plans: Sequence[LayerPlan]) -> None:
         self.log.header("Planning layers")
