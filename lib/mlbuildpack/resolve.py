@@ -14,6 +14,8 @@ is found by a first pass and routed in a second one (field case F02).
 from __future__ import annotations
 
 import re
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Sequence, Set, Tuple
@@ -305,14 +307,36 @@ def wheel_sizes(
         return {}
     data = tomllib.loads((workdir / "pylock.toml").read_text())
     sizes: Dict[str, int] = {}
+    unknown: Dict[str, str] = {}
     for package in data.get("packages", []):
+        name = canonicalize_name(package["name"])
         files = package.get("wheels") or (
             [package["sdist"]] if "sdist" in package else []
         )
         known = [f.get("size") for f in files if isinstance(f.get("size"), int)]
         if known:
-            sizes[canonicalize_name(package["name"])] = max(known)
+            sizes[name] = max(known)
+        elif files and str(files[0].get("url", "")).startswith(("http://", "https://")):
+            unknown[name] = files[0]["url"]
+    # Plain HTML (PEP 503) indexes, such as most private mirrors, give no sizes:
+    # ask the server for each file's length instead.
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        lengths = pool.map(_content_length, unknown.values())
+        for unsized, size in zip(unknown, lengths):
+            if size is not None:
+                sizes[unsized] = size
     return sizes
+
+
+def _content_length(url: str) -> Optional[int]:
+    """The size a server states for ``url``, or None when it does not say."""
+    request = urllib.request.Request(url, method="HEAD")
+    try:
+        with urllib.request.urlopen(request, timeout=15) as response:
+            length = response.headers.get("Content-Length")
+    except (OSError, ValueError):
+        return None
+    return int(length) if length and length.isdigit() else None
 
 
 _PIN_LINE = re.compile(
