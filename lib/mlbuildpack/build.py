@@ -37,6 +37,7 @@ from .python_env import PythonInfo, check_request
 from .resolve import (
     Pin,
     Resolution,
+    explicit_sources,
     from_lock,
     marker_environment,
     resolve,
@@ -88,6 +89,7 @@ class Builder:
         self.python = PythonInfo.current()
         self._uv: Optional[Uv] = None
         self.declared_hashes: Dict[str, Tuple[str, ...]] = {}
+        self.pin_indexes: Dict[str, str] = {}
         self.summary: List[Tuple[str, str, str, str, str]] = []
 
     # -- stages --------------------------------------------------------------------
@@ -138,6 +140,9 @@ class Builder:
         return declaration
 
     def app_indexes(self, declaration) -> AppIndexes:
+        self.pin_indexes = {
+            name: url for name, (_text, url) in explicit_sources(declaration).items()
+        }
         self.declared_hashes = {
             r.name: tuple(r.hashes)
             for r in declaration.requirements
@@ -283,7 +288,7 @@ class Builder:
             abi=self.python.abi,
             platform=self.python.platform,
             interpreter=self.python.executable,
-            index=redact(index) if index else ", ".join(indexes.identity()),
+            index=redact(index) if index else self._index_identity(plan, indexes),
             bytecode=self.config.compile_bytecode,
         )
         stored = layer.stored_metadata() or {}
@@ -318,6 +323,7 @@ class Builder:
             self.workdir,
             self.log,
             pin_hashes=self.declared_hashes,
+            pin_indexes=self.pin_indexes,
         )
         elapsed = time.monotonic() - started
         size = directory_size(layer.path)
@@ -385,6 +391,15 @@ class Builder:
         for declared in declaration.requirements:
             digest.update(_with_local_digest(declared.text).encode())
         return digest.hexdigest()
+
+    def _index_identity(self, plan: LayerPlan, indexes: AppIndexes) -> str:
+        identity = ", ".join(indexes.identity())
+        tied = sorted(
+            f"{pin.name} from {redact(self.pin_indexes[pin.name])}"
+            for pin in plan.pins
+            if pin.name in self.pin_indexes
+        )
+        return identity + "".join(f"; {entry}" for entry in tied)
 
     def _forget_stale_layers(self, planned: set) -> None:
         """Drop restored records of layers this build no longer makes."""

@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import subprocess
 from pathlib import Path
-from typing import Mapping, Optional, Sequence
+from typing import Dict, List, Mapping, Optional, Sequence
 
 from .cnb import Layer
 from .errors import BuildpackError
@@ -47,50 +47,59 @@ def install_layer(
     workdir: Path,
     log: Log,
     pin_hashes: Optional[Mapping[str, Sequence[str]]] = None,
+    pin_indexes: Optional[Mapping[str, str]] = None,
 ) -> None:
     """Install ``plan``'s pins into ``layer``; on failure remove the half-made layer.
 
-    Raises BuildpackError with uv's message when the install fails.
+    ``pin_indexes`` names the index a package is tied to by the app (a uv or Poetry
+    source); such packages are installed from that index alone, never from another
+    index that happens to have the same name. Raises BuildpackError with uv's
+    message when an install fails.
     """
     layer.reset()
     layer.path.mkdir(parents=True)
-    pins_file = workdir / f"{plan.name}.txt"
-    lines = []
+    default_args = (
+        ["--default-index", torch_index]
+        if plan.from_torch_index and torch_index
+        else indexes.uv_args()
+    )
+    groups: Dict[str, List[str]] = {}
     for pin in plan.pins:
         # Declared hashes are checked by uv: a file that does not match is refused.
         hashes = "".join(
             f" --hash={value}" for value in (pin_hashes or {}).get(pin.name, ())
         )
-        lines.append(f"{pin.requirement}{hashes}\n")
-    pins_file.write_text("".join(lines))
-    args = [
-        "pip",
-        "install",
-        "--no-deps",
-        "--no-config",
-        "--prefix",
-        str(layer.path),
-        "--python",
-        str(venv_python),
-        "--requirement",
-        str(pins_file),
-        "--quiet",
-    ]
-    if plan.from_torch_index and torch_index:
-        args += ["--default-index", torch_index]
-    else:
-        args += indexes.uv_args()
+        index = (pin_indexes or {}).get(pin.name, "")
+        groups.setdefault(index, []).append(f"{pin.requirement}{hashes}\n")
     try:
-        done = uv.run(args, cwd=workdir, log=log)
-        if done.returncode != 0:
-            names = ", ".join(pin.describe() for pin in plan.pins[:6])
-            raise BuildpackError(
-                f"Could not install layer {plan.name}",
-                f"uv could not install {names}:\n\n{redact_text(done.stderr.strip())}",
-                "If a pin has no wheel for this platform or index, change the pin; if "
-                "the index could not be reached, check the network and its certificate "
-                "(pass SSL_CERT_FILE with pack build --env).",
-            )
+        for number, (index, lines) in enumerate(sorted(groups.items())):
+            pins_file = workdir / f"{plan.name}-{number}.txt"
+            pins_file.write_text("".join(lines))
+            args = [
+                "pip",
+                "install",
+                "--no-deps",
+                "--no-config",
+                "--prefix",
+                str(layer.path),
+                "--python",
+                str(venv_python),
+                "--requirement",
+                str(pins_file),
+                "--quiet",
+            ]
+            args += ["--default-index", index] if index else default_args
+            done = uv.run(args, cwd=workdir, log=log)
+            if done.returncode != 0:
+                names = ", ".join(pin.describe() for pin in plan.pins[:6])
+                raise BuildpackError(
+                    f"Could not install layer {plan.name}",
+                    f"uv could not install {names}:\n\n"
+                    f"{redact_text(done.stderr.strip())}",
+                    "If a pin has no wheel for this platform or index, change the pin; "
+                    "if the index could not be reached, check the network and its "
+                    "certificate (pass SSL_CERT_FILE with pack build --env).",
+                )
         if compile_bytecode:
             _compile_bytecode(venv_python, site_packages(layer.path, python), log)
     except BaseException:

@@ -204,24 +204,52 @@ def _write_inputs(
     return args
 
 
+def explicit_sources(declaration) -> Dict[str, Tuple[str, str]]:
+    """Packages the app ties to one index: name -> (requirement, index URL)."""
+    sources: Dict[str, Tuple[str, str]] = {}
+    for declared in declaration.requirements:
+        if declared.index_url and declared.name not in classify.TORCH_FAMILY:
+            marker = declared.marker
+            text = f"{declared.name} ; {marker}" if marker else str(declared.name)
+            sources[str(declared.name)] = (text, declared.index_url)
+    return sources
+
+
 def _write_routing_project(
-    workdir: Path, routed: Mapping[str, str], index_url: str
+    workdir: Path,
+    routed: Mapping[str, str],
+    index_url: Optional[str],
+    sources: Optional[Mapping[str, Tuple[str, str]]] = None,
 ) -> Path:
-    """Write the generated project that pins torch-family names to the torch index."""
+    """Write the generated project that ties packages to their index.
+
+    Torch-family names go to the torch index; packages the app ties to an index
+    of its own (``sources``) go to that one. Each index is explicit, so it serves
+    only the packages named for it.
+    """
     project_dir = workdir / "torch-routing"
     project_dir.mkdir(parents=True, exist_ok=True)
+    dependencies = [routed[name] for name in sorted(routed)] if index_url else []
+    index_table = (
+        [{"name": "torch", "url": index_url, "explicit": True}] if index_url else []
+    )
+    source_table = (
+        {name: {"index": "torch"} for name in sorted(routed)} if index_url else {}
+    )
+    urls: Dict[str, str] = {}
+    for name, (text, url) in sorted((sources or {}).items()):
+        if url not in urls:
+            urls[url] = f"app-source-{len(urls) + 1}"
+            index_table.append({"name": urls[url], "url": url, "explicit": True})
+        dependencies.append(text)
+        source_table[name] = {"index": urls[url]}
     document = {
         "project": {
             "name": "torch-routing",
             "version": "0",
-            "dependencies": [routed[name] for name in sorted(routed)],
+            "dependencies": dependencies,
         },
-        "tool": {
-            "uv": {
-                "index": [{"name": "torch", "url": index_url, "explicit": True}],
-                "sources": {name: {"index": "torch"} for name in sorted(routed)},
-            }
-        },
+        "tool": {"uv": {"index": index_table, "sources": source_table}},
     }
     path = project_dir / "pyproject.toml"
     path.write_text(tomli_w.dumps(document))
@@ -241,8 +269,11 @@ def _compile(
     output_format: str = "requirements.txt",
 ) -> List[Pin]:
     args = ["pip", "compile", inputs[0]]
-    if routed and route.index_url:
-        args.append(str(_write_routing_project(workdir, routed, route.index_url)))
+    sources = explicit_sources(declaration)
+    if (routed and route.index_url) or sources:
+        args.append(
+            str(_write_routing_project(workdir, routed, route.index_url, sources))
+        )
     args += inputs[1:]
     args += [
         "--python",
