@@ -81,21 +81,25 @@ def command(tool: str, venv: Path, requirements: Path, cache: Path, out: Path):
     ]
 
 
-def timed(args: list) -> float:
-    """Seconds one run takes; a failed run is retried once, then reported."""
+def timed(args: list) -> tuple:
+    """(seconds, None) for a run; (None, last error line) when it fails twice."""
     env = {**os.environ, "PIP_FIND_LINKS": "", "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
-    for attempt in (1, 2):
+    error = ""
+    for _attempt in (1, 2):
         started = time.monotonic()
         done = subprocess.run(
             args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
         )
         if done.returncode == 0:
-            return time.monotonic() - started
-        print(
-            f"attempt {attempt} failed: {' '.join(args[:3])}\n{done.stderr[-2000:]}",
-            file=sys.stderr,
-        )
-    raise SystemExit(1)
+            return time.monotonic() - started, None
+        lines = [line for line in done.stderr.strip().splitlines() if line.strip()]
+        error = lines[-1] if lines else f"exit status {done.returncode}"
+    return None, error
+
+
+def _median(values: list):
+    known = [v for v in values if v is not None]
+    return statistics.median(known) if known else None
 
 
 def main() -> None:
@@ -111,20 +115,25 @@ def main() -> None:
         apps = {name: path or torch_only for name, path in APPS.items()}
         for app, requirements in apps.items():
             for tool in TOOLS:
-                cold, warm = [], []
+                cold, warm, errors = [], [], []
                 for run in range(options.runs):
                     cache = base / f"cache-{tool}-{run}"
                     out = base / f"out-{tool}-{run}"
                     args = command(tool, venv, requirements, cache, out)
-                    cold.append(timed(args))
-                    warm.append(timed(args))
+                    seconds, error = timed(args)
+                    cold.append(seconds)
+                    if error is None:
+                        warm.append(timed(args)[0])
+                    else:
+                        errors.append(error)
                 results.append(
                     {
                         "app": app,
                         "tool": TOOLS[tool],
-                        "cold_s": statistics.median(cold),
-                        "warm_s": statistics.median(warm),
+                        "cold_s": _median(cold),
+                        "warm_s": _median(warm),
                         "runs": options.runs,
+                        "error": errors[0] if errors else None,
                     }
                 )
     out_dir = ROOT / "benchmarks/results"
@@ -133,6 +142,9 @@ def main() -> None:
     print("| requirements | resolver | cold (median) | warm (median) |")
     print("| --- | --- | ---: | ---: |")
     for row in results:
+        if row["cold_s"] is None:
+            print(f"| {row['app']} | {row['tool']} | failed: {row['error']} | |")
+            continue
         print(
             f"| {row['app']} | {row['tool']} | {row['cold_s']:.1f} s | "
             f"{row['warm_s']:.1f} s |"
