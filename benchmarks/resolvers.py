@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 TOOLS = {"uv": "uv==0.13.9", "pip-tools": "pip-tools==7.7.0", "pip": "pip==26.3"}
 APPS = {
     "fastapi-embeddings": ROOT / "samples/fastapi-embeddings/requirements.txt",
-    "procfile-torch-cpu (torch==2.13.0)": None,
+    "torch==2.13.0 + flask==3.1.3": None,
 }
 
 
@@ -93,7 +93,12 @@ def timed(args: list) -> tuple:
         if done.returncode == 0:
             return time.monotonic() - started, None
         lines = [line for line in done.stderr.strip().splitlines() if line.strip()]
-        error = lines[-1] if lines else f"exit status {done.returncode}"
+        telling = [
+            line
+            for line in lines
+            if line.startswith(("RuntimeError:", "ERROR:", "error:"))
+        ]
+        error = (telling or lines or [f"exit status {done.returncode}"])[-1]
     return None, error
 
 
