@@ -264,6 +264,7 @@ def main(argv: list[str]) -> int:
             buildkit_env=env,
             env=dict(os.environ),
             heavy_packages=[p for p in RECIPE_HEAVY_ORDER if p in floor.packages],
+            run_id=stamp.replace("-", ""),
         )
         contenders = make_contenders(keys, settings)
         data: dict = {

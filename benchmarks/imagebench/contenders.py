@@ -84,6 +84,7 @@ class Settings:
     buildkit_env: dict[str, str]
     env: dict[str, str]
     heavy_packages: list[str] = field(default_factory=list)
+    run_id: str = "run"
 
 
 class Contender:
@@ -94,7 +95,9 @@ class Contender:
         self.settings = settings
 
     def repository(self) -> str:
-        return f"mlbp-bench-{self.key}"
+        """The image name; unique to the run, so two runs never remove each other's
+        images or volumes (BuildKit's cache is still shared: run one at a time)."""
+        return f"mlbp-bench-{self.settings.run_id}-{self.key}"
 
     def volumes(self) -> list[str]:
         """Docker volumes this contender's builds keep between builds."""
