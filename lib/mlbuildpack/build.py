@@ -174,9 +174,15 @@ class Builder:
                 f"{redact(route.index_url)}"
             )
             for url in dict.fromkeys(indexes.scoped_to_torch):
+                instead = ""
+                if url.rstrip("/") != route.index_url.rstrip("/"):
+                    instead = (
+                        "; they come from BP_ML_TORCH_INDEX_URL "
+                        f"({redact(route.index_url)}) instead"
+                    )
                 self.log.detail(
                     f"The app's index line {redact(url)} is used for torch, "
-                    "torchvision and torchaudio only"
+                    f"torchvision and torchaudio only{instead}"
                 )
         return indexes
 
@@ -297,15 +303,15 @@ class Builder:
             layer.write_record(LAUNCH_ONLY, stored)
             size = _whole_number(stored.get("size"))
             self.log.step(
-                f"Reusing layer {plan.name}: its {len(plan.pins)} pins, Python "
-                "and index are unchanged"
+                f"Reusing layer {plan.name}: its pins ({_packages(len(plan.pins))}), "
+                "Python and index are unchanged"
             )
             self.summary.append(
                 (plan.name, "reused", str(len(plan.pins)), format_size(size), "-")
             )
             return
         if old_key is None:
-            self.log.step(f"Installing layer {plan.name} ({len(plan.pins)} packages)")
+            self.log.step(f"Installing layer {plan.name} ({_packages(len(plan.pins))})")
         else:
             self.log.step(f"Reinstalling layer {plan.name} since:")
             for change in key_changes(old_key, key)[:12] or ["its files were present"]:
@@ -475,6 +481,10 @@ def _with_local_digest(requirement: str) -> str:
         digest.update(str(file.relative_to(path) if file != path else "").encode())
         digest.update(file.read_bytes())
     return f"{requirement} #sha256={digest.hexdigest()[:16]}"
+
+
+def _packages(count: int) -> str:
+    return f"{count} package" if count == 1 else f"{count} packages"
 
 
 def _whole_number(value: Any) -> Optional[int]:

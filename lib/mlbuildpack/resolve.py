@@ -567,6 +567,24 @@ def resolution_error(stderr: str, declaration, python: str) -> BuildpackError:
             f"that {name}{spec} has wheels for, with a builder that provides it.",
             origin=origin,
         )
+    unreachable = re.search(
+        r"(Connection refused|error sending request|Failed to fetch|dns error|"
+        r"timed out|certificate)",
+        message,
+        re.IGNORECASE,
+    )
+    if unreachable:
+        urls = sorted(set(re.findall(r"https?://[^\s`'\"]+", message)))
+        where = ", ".join(urls[:3]) or "a package index"
+        return BuildpackError(
+            "Could not reach a package index",
+            f"uv could not fetch from {where} ({unreachable.group(1)}):\n\n{message}",
+            "Check the index URLs (BP_ML_TORCH_INDEX_URL for torch, PIP_INDEX_URL or "
+            "the requirements' --index-url for the rest), that the build can reach "
+            "them, and, behind a TLS proxy, pass its CA with pack build --env "
+            "SSL_CERT_FILE=...",
+            origin=origin,
+        )
     return BuildpackError(
         "Could not resolve the app's dependencies",
         "uv could not find a set of versions that satisfies every requirement:"
