@@ -8,7 +8,7 @@ platform's ``/platform/env`` directory, which :func:`load_platform_env` reads.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Optional, Tuple
 
@@ -73,7 +73,6 @@ class Config:
     start_command: Optional[str] = None
     requirements_file: Optional[str] = None
     debug: bool = False
-    extra: dict = field(default_factory=dict)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Config:

@@ -693,7 +693,3 @@ def _arch() -> str:
     import platform
 
     return platform.machine()
-
-
-def index_identity(url: Optional[str]) -> Optional[str]:
-    return redact(url) if url else None
