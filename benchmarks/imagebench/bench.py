@@ -275,6 +275,7 @@ def run_warm(
             log = ctx.logs / f"{contender.key}-warm-{step}.log"
             with DiskSampler(exclude=partial(tree_bytes, registry.storage)) as disk:
                 run = contender.build(app, image, base, log, fresh=None)
+            disk.write_csv(log.with_suffix(".disk.csv"))
             current = d.image_id(image)
             assert current is not None
             image_ids.add(current)
@@ -342,6 +343,7 @@ def run_fresh(
             fresh = Fresh(registry.host, f"{registry.host}/{BASE_IMAGE}")
             with DiskSampler(exclude=partial(tree_bytes, registry.storage)) as disk:
                 run: BuildRun = contender.build(app, image, base, log, fresh=fresh)
+            disk.write_csv(log.with_suffix(".disk.csv"))
             push_seconds = None
             if d.image_id(image) is not None:
                 image_ids.add(d.image_id(image) or "")

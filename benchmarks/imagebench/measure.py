@@ -109,17 +109,25 @@ class DiskSampler:
         self.interval = interval
         self.baseline = 0
         self.peak = 0
+        self.samples: list[tuple[float, int]] = []
+        self._started = 0.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _sample(self) -> int:
         return disk_used() - self.exclude()
 
+    def _record(self) -> None:
+        used = self._sample()
+        self.samples.append((time.monotonic() - self._started, used - self.baseline))
+        self.peak = max(self.peak, used)
+
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
-            self.peak = max(self.peak, self._sample())
+            self._record()
 
     def __enter__(self) -> DiskSampler:
+        self._started = time.monotonic()
         self.baseline = self._sample()
         self.peak = self.baseline
         self._thread.start()
@@ -128,7 +136,13 @@ class DiskSampler:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
-        self.peak = max(self.peak, self._sample())
+        self._record()
+
+    def write_csv(self, path: Path) -> None:
+        """The samples as ``seconds,bytes above the start`` (to line up with the
+        timestamps in the build log)."""
+        lines = ["seconds,bytes"] + [f"{t:.1f},{used}" for t, used in self.samples]
+        path.write_text("\n".join(lines) + "\n")
 
     @property
     def peak_growth(self) -> int:
