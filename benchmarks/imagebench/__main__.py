@@ -173,6 +173,29 @@ def make_contenders(keys: list[str], settings: Settings) -> list[Contender]:
     return made
 
 
+def backfill_peak_before_export(data: dict, logs: Path) -> None:
+    """Add the peak before the export to results written before it was measured,
+    from each build's disk samples and the export time in the JSON."""
+    for key, contender in data["contenders"].items():
+        for scenario in ("warm", "fresh"):
+            for step, result in contender.get(scenario, {}).items():
+                samples = logs / f"{key}-{scenario}-{step}.disk.csv"
+                if "peak_disk_before_export_bytes" in result or not samples.exists():
+                    continue
+                export = result.get("export_seconds")
+                if export is None:
+                    result["peak_disk_before_export_bytes"] = None
+                    continue
+                start = result["build_seconds"] - export
+                rows = samples.read_text().splitlines()[1:]
+                growth = [
+                    int(used)
+                    for t, used in (row.split(",") for row in rows)
+                    if float(t) < start
+                ]
+                result["peak_disk_before_export_bytes"] = max(growth, default=0)
+
+
 def write_report(directory: Path, data: dict) -> str:
     data["targets"] = report.targets(data)
     text = report.markdown(data)
@@ -186,6 +209,7 @@ def main(argv: list[str]) -> int:
     options = parse_args(argv)
     if options.report:
         data = json.loads((options.report / "results.json").read_text())
+        backfill_peak_before_export(data, options.report / "logs")
         print(write_report(options.report, data))
         return 0
 

@@ -66,6 +66,9 @@ class StepResult:
     pushed_bytes: int
     registry_image_bytes: int
     peak_disk_bytes: int
+    # The highest sample before the image export began: what the build itself
+    # needed, apart from writing the image into the daemon or registry.
+    peak_disk_before_export_bytes: int | None
     new_layers: int
     layers_above_base: int
     image_bytes: int | None = None
@@ -247,6 +250,13 @@ def layer_facts(
     return facts, dependency_indexes
 
 
+def export_start(run: BuildRun) -> float | None:
+    """Seconds from the build's start to its image export, when the log tells."""
+    if run.export_seconds is None:
+        return None
+    return run.seconds - run.export_seconds
+
+
 def new_blob_bytes(before: dict[str, int], after: dict[str, int]) -> int:
     return sum(size for digest, size in after.items() if digest not in before)
 
@@ -294,6 +304,7 @@ def run_warm(
                 pushed_bytes=pushed,
                 registry_image_bytes=registry.image_bytes(contender.repository()),
                 peak_disk_bytes=disk.peak_growth,
+                peak_disk_before_export_bytes=disk.peak_before(export_start(run)),
                 new_layers=sum(layer.new for layer in layers),
                 layers_above_base=sum(layer.name != "run image" for layer in layers),
                 image_bytes=sum(layer.size for layer in layers),
@@ -359,6 +370,7 @@ def run_fresh(
                 pushed_bytes=new_blob_bytes(before, registry.blobs()),
                 registry_image_bytes=registry.image_bytes(contender.repository()),
                 peak_disk_bytes=disk.peak_growth,
+                peak_disk_before_export_bytes=disk.peak_before(export_start(run)),
                 new_layers=sum(
                     layer["digest"] not in old_digests for layer in manifest["layers"]
                 ),

@@ -138,6 +138,12 @@ class DiskSampler:
         self._thread.join()
         self._record()
 
+    def peak_before(self, seconds: float | None) -> int | None:
+        """The highest growth sampled before ``seconds`` into the build."""
+        if seconds is None:
+            return None
+        return max((used for t, used in self.samples if t < seconds), default=0)
+
     def write_csv(self, path: Path) -> None:
         """The samples as ``seconds,bytes above the start`` (to line up with the
         timestamps in the build log)."""

@@ -143,13 +143,14 @@ def _export(scenario: str, step: str) -> Callable[[dict], str]:
     return extra
 
 
-def _peak_over_deps(contender: dict) -> str:
-    cold = _step(contender, "warm", "cold")
-    if not cold or not cold.get("dependency_disk_bytes"):
-        return ""
-    return (
-        f"; {cold['peak_disk_bytes'] / cold['dependency_disk_bytes']:.2f}× dep. layers"
-    )
+def _peak_over_deps(name: str) -> Callable[[dict], str]:
+    def extra(contender: dict) -> str:
+        cold = _step(contender, "warm", "cold")
+        if not cold or not cold.get("dependency_disk_bytes") or cold.get(name) is None:
+            return ""
+        return f"; {cold[name] / cold['dependency_disk_bytes']:.2f}× dep. layers"
+
+    return extra
 
 
 def _max_rebuild_peak(contender: dict) -> float | None:
@@ -230,7 +231,14 @@ def warm_table(data: dict) -> list[str]:
             "peak disk during the cold build",
             _field("warm", "cold", "peak_disk_bytes"),
             _gb,
-            extra=_peak_over_deps,
+            extra=_peak_over_deps("peak_disk_bytes"),
+        ),
+        _row(
+            data,
+            "of that, peak before the image export",
+            _field("warm", "cold", "peak_disk_before_export_bytes"),
+            _gb,
+            extra=_peak_over_deps("peak_disk_before_export_bytes"),
         ),
         _row(
             data,
@@ -422,9 +430,17 @@ def targets(data: dict) -> list[dict]:
                 False,
                 f"{ratio:.2f}× ({_gb(ours_cold['peak_disk_bytes'])} peak, "
                 f"{_gb(ours_cold['dependency_disk_bytes'])} of dependency layers "
-                "on disk)",
+                "on disk)" + _before_export(ours_cold),
             )
     return found
+
+
+def _before_export(cold: dict) -> str:
+    before = cold.get("peak_disk_before_export_bytes")
+    if before is None:
+        return ""
+    ratio = before / cold["dependency_disk_bytes"]
+    return f"; before the export {ratio:.2f}× ({_gb(before)})"
 
 
 def targets_table(data: dict) -> list[str]:
