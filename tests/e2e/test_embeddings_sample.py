@@ -15,7 +15,16 @@ import pytest
 from support.packcli import SAMPLES, Pack, PackBuild, pip_wheel
 
 IMAGE = "mlbp-e2e/fastapi-embeddings"
-HEAVY = ("numpy", "scipy", "scikit-learn", "transformers", "sympy")
+HEAVY = (
+    "numpy",
+    "scipy",
+    "scikit-learn",
+    "transformers",
+    "sympy",
+    "networkx",
+    "pillow",
+    "hf-xet",
+)
 
 # Run in the image: torch's build, every distribution's name, any CUDA library file.
 CUDA_REPORT = """

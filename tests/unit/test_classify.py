@@ -110,6 +110,10 @@ def test_default_heavy_packages_include_the_big_wheels():
     } <= classify.DEFAULT_HEAVY_PACKAGES
 
 
+def test_default_heavy_packages_include_small_wheels_that_unpack_big():
+    assert {"networkx", "pillow", "hf-xet"} <= classify.DEFAULT_HEAVY_PACKAGES
+
+
 def test_ml_packages_in_returns_canonical_sorted_matches():
     assert classify.ml_packages_in(["Flask", "Torch", "scikit_learn"]) == [
         "scikit-learn",
