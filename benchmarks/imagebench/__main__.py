@@ -252,7 +252,7 @@ def main(argv: list[str]) -> int:
             torch_index_url=index.url,
             steps=("cold", "code", "dep") if options.quick else STEPS,
             fresh_steps=(
-                (("code",) if options.quick else ("code", "dep", "torch"))
+                (("cold", "code") if options.quick else STEPS)
                 if "fresh" in scenarios
                 else ()
             ),
@@ -312,16 +312,13 @@ def main(argv: list[str]) -> int:
                 ctx_steps = ctx.steps
                 # PyPI has no torch 2.13.1; the bumped torch lives on the CPU index.
                 ctx.steps = tuple(s for s in ctx.steps if s != "torch")
-            results, snapshots, ttfr = run_warm(contender, ctx)
+            results, ttfr = run_warm(contender, ctx)
             entry["warm"] = to_json(results)
             entry["ttfr_seconds"] = ttfr
             if ctx.fresh_steps:
-                fresh = run_fresh(contender, ctx, snapshots)
-                entry["fresh"] = to_json(fresh)
+                entry["fresh"] = to_json(run_fresh(contender, ctx))
             if contender.key == "naive-cuda":
                 ctx.steps = ctx_steps
-            for path in snapshots.values():
-                shutil.rmtree(path, ignore_errors=True)
             write_json(out / "results.json", data)
         data["versions"] = versions(logs, floor.pip_version)
         text = write_report(out, data)

@@ -6,18 +6,18 @@ Scenarios:
   starts from nothing of its own (no image, no cache, no volumes), builds the app
   cold, then rebuilds it after each change; after every build the image is pushed to
   a loopback registry of the contender's own, so pushed bytes are counted per push.
-- ``fresh``: a CI runner that has the builder and run image but none of the
-  contender's local state, and the previous image in a registry. Before each rebuild
-  the contender's images, volumes and BuildKit cache are removed and a registry is
-  started on a copy of the warm registry as it was after the previous step; ours
-  builds with ``pack build --publish``, the Dockerfiles with ``docker build
-  --cache-from`` the previous image and then ``docker push``.
+- ``fresh``: CI runners that have the builder and run image but none of the
+  contender's local state; what one build leaves for the next is in a registry of
+  the contender's own. The scenario builds cold, then after each change, removing
+  the contender's images, volumes and BuildKit cache before every build. Ours builds
+  with ``pack build --publish --cache-image`` (the previous image and the cache image
+  are in the registry), the Dockerfiles with ``docker build --cache-from`` the
+  previous image and then ``docker push``.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
 import statistics
 import subprocess
 import time
@@ -30,7 +30,7 @@ from . import docker as d
 from .apps import SMALL_DEPENDENCY, AppCopy
 from .contenders import BASE_IMAGE, BuildRun, Contender, Fresh, push
 from .measure import DiskSampler, run_timed, time_to_first_request, tree_bytes
-from .registry import Registry, snapshot
+from .registry import Registry
 from .torch_index import BUMP_FROM, BUMP_TO
 
 STEPS = ("cold", "code", "dep", "torch")
@@ -263,15 +263,14 @@ def new_blob_bytes(before: dict[str, int], after: dict[str, int]) -> int:
 
 def run_warm(
     contender: Contender, ctx: Context
-) -> tuple[dict[str, StepResult], dict[str, Path], float | None]:
-    """The warm scenario; returns its results, the registry snapshots the fresh
-    scenario starts from, and the time to first request of the cold build's image."""
+) -> tuple[dict[str, StepResult], float | None]:
+    """The warm scenario; returns its results and the time to first request of the
+    cold build's image."""
     base = ctx.work / contender.key / "warm"
     app = new_app_copy(ctx, base / "app")
     registry = Registry(base / "registry", ctx.logs / f"{contender.key}-registry.log")
     registry.start()
     results: dict[str, StepResult] = {}
-    snapshots: dict[str, Path] = {}
     image_ids: set[str] = set()
     ttfr = None
     try:
@@ -321,37 +320,42 @@ def run_warm(
                 times = [time_to_first_request(image) for _ in range(ctx.ttfr_runs)]
                 ttfr = round(statistics.median(times), 2)
                 ctx.say(f"{contender.key}: first request answered after {ttfr} s")
-            snapshots[step] = snapshot(registry, base / f"registry-after-{step}")
     finally:
         registry.stop()
         wipe_local_state(contender, image_ids)
-    return results, snapshots, ttfr
+    return results, ttfr
 
 
-def run_fresh(
-    contender: Contender, ctx: Context, snapshots: dict[str, Path]
-) -> dict[str, StepResult]:
+def run_fresh(contender: Contender, ctx: Context) -> dict[str, StepResult]:
+    """The fresh scenario: every build on a runner with none of the contender's
+    local state, the previous build's image (and ours' cache image) in a registry."""
     base = ctx.work / contender.key / "fresh"
     app = new_app_copy(ctx, base / "app")
+    registry = Registry(
+        base / "registry", ctx.logs / f"{contender.key}-fresh-registry.log"
+    )
+    registry.start()
     results: dict[str, StepResult] = {}
     image_ids: set[str] = set()
-    for index, step in enumerate(ctx.steps):
-        apply_change(app, step, ctx.torch_pin)
-        if step not in ctx.fresh_steps or index == 0:
-            continue
-        storage = snapshot_copy(
-            snapshots[ctx.steps[index - 1]], base / f"registry-{step}"
+    try:
+        fresh = Fresh(
+            registry.host,
+            seed_registry(registry, ctx.logs / f"{contender.key}-fresh-push.log"),
+            f"{registry.host}/{contender.repository()}-cache:latest",
         )
-        registry = Registry(storage, ctx.logs / f"{contender.key}-fresh-registry.log")
-        registry.start()
-        try:
-            image = f"{registry.host}/{contender.repository()}:latest"
-            previous_manifest = registry.manifest(contender.repository())
+        image = f"{registry.host}/{contender.repository()}:latest"
+        for step in ctx.steps:
+            apply_change(app, step, ctx.torch_pin)
+            if step not in ctx.fresh_steps:
+                continue
+            previous_manifest = (
+                registry.manifest(contender.repository()) if results else None
+            )
+            fresh.has_previous = previous_manifest is not None
             wipe_local_state(contender, image_ids)
             ctx.say(f"{contender.key} fresh {step}: building")
             log = ctx.logs / f"{contender.key}-fresh-{step}.log"
             before = registry.blobs()
-            fresh = Fresh(registry.host, f"{registry.host}/{BASE_IMAGE}")
             with DiskSampler(exclude=partial(tree_bytes, registry.storage)) as disk:
                 run: BuildRun = contender.build(app, image, base, log, fresh=fresh)
             disk.write_csv(log.with_suffix(".disk.csv"))
@@ -360,7 +364,9 @@ def run_fresh(
                 image_ids.add(d.image_id(image) or "")
                 push_seconds = round(push(image, log), 2)
             manifest = registry.manifest(contender.repository())
-            old_digests = {layer["digest"] for layer in previous_manifest["layers"]}
+            old_digests = {
+                layer["digest"] for layer in (previous_manifest or {}).get("layers", [])
+            }
             results[step] = StepResult(
                 step=step,
                 build_seconds=round(run.seconds, 2),
@@ -377,19 +383,10 @@ def run_fresh(
                 layers_above_base=len(manifest["layers"]) - len(d.diff_ids(BASE_IMAGE)),
             )
             ctx.say(f"{contender.key} fresh {step}: {summary(results[step])}")
-        finally:
-            registry.stop()
-            wipe_local_state(contender, image_ids)
-            shutil.rmtree(storage, ignore_errors=True)
+    finally:
+        registry.stop()
+        wipe_local_state(contender, image_ids)
     return results
-
-
-def snapshot_copy(source: Path, target: Path) -> Path:
-    """A registry storage to push into, made from a snapshot (which stays as it is)."""
-    if target.exists():
-        shutil.rmtree(target)
-    fake = Registry(source, target.with_suffix(".log"))
-    return snapshot(fake, target)
 
 
 def summary(result: StepResult) -> str:

@@ -56,10 +56,13 @@ RECIPE_HEAVY_ORDER = (
 
 @dataclass
 class Fresh:
-    """A fresh CI runner's settings: the registry holding the previous image."""
+    """A fresh CI runner's settings: the registry that holds the run image, the
+    previous build's image (once there is one) and ours' cache image."""
 
     registry: str
     run_image: str
+    cache_image: str
+    has_previous: bool = False
 
 
 @dataclass
@@ -141,6 +144,7 @@ class Ours(Contender):
             args += [
                 "--publish",
                 "--run-image", fresh.run_image,
+                "--cache-image", fresh.cache_image,
                 "--insecure-registry", fresh.registry,
             ]  # fmt: skip
         marks = [f"===> {phase}" for phase in PACK_PHASES]
@@ -228,7 +232,7 @@ class DockerfileContender(Contender):
             "--file", str(dockerfile),
             "--tag", image,
         ]  # fmt: skip
-        if fresh is not None:
+        if fresh is not None and fresh.has_previous:
             args += ["--cache-from", image]
         args.append(str(context))
         timed = run_timed(args, log, env=self.settings.buildkit_env)

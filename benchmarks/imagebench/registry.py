@@ -122,23 +122,3 @@ class Registry:
         manifest = self.manifest(repository, tag)
         layers = sum(int(layer["size"]) for layer in manifest["layers"])
         return layers + int(manifest["config"]["size"])
-
-
-def snapshot(registry: Registry, target: Path) -> Path:
-    """Copy a registry's storage, cheaply: blobs are hard-linked, the rest copied.
-
-    Blobs never change once written (uploads land elsewhere and are renamed in), so
-    sharing them is safe; tag and link files are rewritten in place by pushes, so
-    they are copied.
-    """
-    source = registry.storage / "docker/registry/v2"
-    destination = target / "docker/registry/v2"
-    destination.mkdir(parents=True)
-    if (source / "blobs").exists():
-        subprocess.run(
-            ["cp", "-al", str(source / "blobs"), str(destination / "blobs")],
-            check=True,
-        )
-    if (source / "repositories").exists():
-        shutil.copytree(source / "repositories", destination / "repositories")
-    return target

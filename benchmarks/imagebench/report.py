@@ -334,7 +334,12 @@ TITLES = {
     "dep": "rebuild after adding one small dependency",
     "torch": "rebuild after a torch version bump",
 }
-SHORT = {"code": "app-code change", "dep": "small dependency", "torch": "torch bump"}
+SHORT = {
+    "cold": "cold build",
+    "code": "app-code change",
+    "dep": "small dependency",
+    "torch": "torch bump",
+}
 
 
 def targets(data: dict) -> list[dict]:
