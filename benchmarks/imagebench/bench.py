@@ -344,6 +344,7 @@ def run_fresh(contender: Contender, ctx: Context) -> dict[str, StepResult]:
             f"{registry.host}/{contender.repository()}-cache:latest",
         )
         image = f"{registry.host}/{contender.repository()}:latest"
+        base_manifest = registry.manifest(*BASE_IMAGE.split(":"))
         for step in ctx.steps:
             apply_change(app, step, ctx.torch_pin)
             if step not in ctx.fresh_steps:
@@ -364,8 +365,10 @@ def run_fresh(contender: Contender, ctx: Context) -> dict[str, StepResult]:
                 image_ids.add(d.image_id(image) or "")
                 push_seconds = round(push(image, log), 2)
             manifest = registry.manifest(contender.repository())
+            # A cold build has no previous image: only the run image's layers are old.
             old_digests = {
-                layer["digest"] for layer in (previous_manifest or {}).get("layers", [])
+                layer["digest"]
+                for layer in (previous_manifest or base_manifest)["layers"]
             }
             results[step] = StepResult(
                 step=step,
