@@ -518,7 +518,8 @@ def markdown(data: dict) -> str:
         ]
     if "fresh" in data["scenarios"] and data["fresh_steps"]:
         parts += [
-            "### Fresh CI runner: only the registry holds the previous image",
+            "### Fresh CI runner: local state wiped before every build; the registry "
+            "holds the previous image (and ours' cache image)",
             "",
             *fresh_table(data),
             "",
