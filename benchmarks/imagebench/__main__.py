@@ -74,7 +74,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--quick",
         action="store_true",
         help="fewer steps (cold, app-code, one dependency; fresh "
-        "runner: app-code only) and one time-to-first-request run",
+        "runner: cold, app-code) and one time-to-first-request run",
     )
     parser.add_argument(
         "--ttfr-runs",
