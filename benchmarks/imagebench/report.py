@@ -548,7 +548,7 @@ def _category(name: str) -> str:
         return "app"
     if name.startswith("pip:") or name in HEAVY_LAYER_NAMES:
         return "heavy"
-    if name in ("deps", "rest", "pip install -r"):
+    if name in ("zz-deps", "deps", "rest", "pip install -r"):
         return "rest"
     return "other"
 

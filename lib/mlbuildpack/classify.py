@@ -111,7 +111,7 @@ DEFAULT_HEAVY_PACKAGES: FrozenSet[str] = frozenset(
         "faiss-cpu",
         # Small wheels that unpack big (20, 20 and 11 MB with bytecode in the
         # embeddings sample), pulled in by torch, by vision and Hugging Face
-        # packages, and by huggingface-hub. Kept out of ``deps`` so that adding a
+        # packages, and by huggingface-hub. Kept out of ``zz-deps`` so that adding a
         # small package re-sends a small layer.
         "networkx",
         "pillow",

@@ -1,7 +1,7 @@
 """Which dependency layers the image gets, and what decides each one's contents.
 
 ``plan_layers`` splits the pinned set: the torch family into ``torch``, each heavy
-package into a layer named after it, everything else into ``deps``. A layer's key
+package into a layer named after it, everything else into ``zz-deps``. A layer's key
 (:class:`LayerKey`) holds its pins, the interpreter, the index it installs from
 (without credentials) and our install layout; when the key stored with the previous
 image equals the new one, the layer is reused as it is.
@@ -20,7 +20,11 @@ from .resolve import Pin
 LAYOUT_VERSION = 1
 TORCH_LAYER = "torch"
 CUDA_LAYER = "torch-cuda"
-REST_LAYER = "deps"
+# The lifecycle stacks a buildpack's layers in the image in the order of their
+# names. The layer that changes most often goes on top, so that changing it leaves
+# every layer beneath it with the same parent: Docker then keeps them as they are
+# instead of storing a second copy of each under a new chain ID.
+REST_LAYER = "zz-deps"
 RESERVED = frozenset(
     {"build", "launch", "store", "venv", "uv", TORCH_LAYER, CUDA_LAYER, REST_LAYER}
 )
@@ -46,7 +50,7 @@ def plan_layers(
 
     A package is heavy when it is on the default list, in BP_ML_HEAVY_PACKAGES, or
     its wheel is at least BP_ML_HEAVY_THRESHOLD_MB (0 turns the size rule off).
-    Returns the torch layer first, then heavy layers by name, then ``deps``.
+    Returns the torch layer first, then heavy layers by name, then ``zz-deps``.
     """
     threshold = config.heavy_threshold_mb * 1_000_000
     heavy_names = set(classify.DEFAULT_HEAVY_PACKAGES) | {
@@ -67,7 +71,13 @@ def plan_layers(
             why = (
                 "listed as heavy" if pin.name in heavy_names else "wheel over threshold"
             )
-            name = pin.name if pin.name not in RESERVED else f"pkg-{pin.name}"
+            # A name that is taken, or that would sort above the rest layer, gets
+            # a prefix.
+            name = (
+                pin.name
+                if pin.name not in RESERVED and pin.name < REST_LAYER
+                else f"pkg-{pin.name}"
+            )
             heavy[name] = LayerPlan(name, (pin,), reason=why)
         else:
             rest.append(pin)

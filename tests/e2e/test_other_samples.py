@@ -47,7 +47,7 @@ def test_flask_app_without_torch_has_no_torch_layer(
     digests = pack.layer_digests(flask_image)
 
     assert "torch" not in digests
-    assert {"scipy", "scikit-learn", "numpy", "deps"} <= set(digests)
+    assert {"scipy", "scikit-learn", "numpy", "zz-deps"} <= set(digests)
 
 
 def test_flask_app_runs_under_gunicorn_with_a_long_timeout(

@@ -120,7 +120,7 @@ def test_layer_metadata_names_the_indexes_without_credentials(
 
     assert layers["torch"].metadata["index"] == f"http://***@{cpu_host}"
     assert layers["numpy"].metadata["index"] == f"http://***@{pypi_host}"
-    assert layers["deps"].metadata["index"] == f"http://***@{pypi_host}"
+    assert layers["zz-deps"].metadata["index"] == f"http://***@{pypi_host}"
     assert "***@" in env_credentials.output
 
 

@@ -58,7 +58,7 @@ def test_every_package_imports_at_launch(joined: Build) -> None:
 
 
 def test_pth_files_inside_a_layer_run_at_start_up(joined: Build) -> None:
-    assert layers_holding(joined.image, "pthpkg") == ["deps"]
+    assert layers_holding(joined.image, "pthpkg") == ["zz-deps"]
     out = run_python(joined.image, "import os; print(os.environ.get('PTHPKG_ACTIVE'))")
     assert out.strip() == "1"
 
@@ -67,7 +67,7 @@ def test_namespace_package_split_across_layers_imports_both_halves(
     joined: Build,
 ) -> None:
     image = joined.image
-    assert layers_holding(image, "nspkg-a") == ["deps"]
+    assert layers_holding(image, "nspkg-a") == ["zz-deps"]
     assert layers_holding(image, "nspkg-b") == ["nspkg-b"]
 
     out = run_python(

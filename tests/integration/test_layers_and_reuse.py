@@ -2,7 +2,7 @@
 
 The layer rules: the torch family in ``torch``; each heavy package (the default list,
 BP_ML_HEAVY_PACKAGES, or a wheel at least BP_ML_HEAVY_THRESHOLD_MB) in a layer of its
-own; everything else in ``deps``. A rebuild reinstalls a layer only when its key
+own; everything else in ``zz-deps``. A rebuild reinstalls a layer only when its key
 (pins, Python, platform, index) changed, and says what changed.
 """
 
@@ -81,10 +81,10 @@ def test_each_package_is_in_exactly_the_layer_its_rule_gives(layered: Build) -> 
         "scipy": "scipy",
         "scikit-learn": "scikit-learn",
         "smalldep": "smalldep",
-        "flask": "deps",
-        "pthpkg": "deps",
-        "filelock": "deps",
-        "typing-extensions": "deps",
+        "flask": "zz-deps",
+        "pthpkg": "zz-deps",
+        "filelock": "zz-deps",
+        "typing-extensions": "zz-deps",
     }
 
     assert {name: layers_holding(image, name) for name in expected} == {
@@ -105,7 +105,7 @@ def test_each_layer_records_exactly_its_pins(layered: Build) -> None:
         "flask==3.0.3",
         "pthpkg==1.0.0",
         "typing-extensions==4.12.2",
-    } <= set(layer_pins(image, "deps"))
+    } <= set(layer_pins(image, "zz-deps"))
 
 
 def test_log_gives_the_reason_for_each_own_layer(layered: Build) -> None:
@@ -126,7 +126,7 @@ def test_wheel_over_the_size_threshold_gets_its_own_layer(layered: Build) -> Non
     assert log_lines(
         layered.output, r"^bigpkg: bigpkg 1\.0\.0 \(wheel over threshold\)"
     )
-    assert "bigpkg==1.0.0" not in layer_pins(image, "deps")
+    assert "bigpkg==1.0.0" not in layer_pins(image, "zz-deps")
 
 
 def test_layer_metadata_records_python_abi_platform_and_index(
@@ -218,7 +218,7 @@ def statuses(build: Build) -> dict[str, str]:
 
 def test_cold_build_installs_every_layer(cold: Build) -> None:
     assert statuses(cold) == {
-        "deps": "new",
+        "zz-deps": "new",
         "numpy": "new",
         "scikit-learn": "new",
         "scipy": "new",
@@ -294,7 +294,7 @@ def test_changed_pin_rebuilds_only_its_layer_and_says_why(
     )
 
     assert statuses(build) == {
-        "deps": "reused",
+        "zz-deps": "reused",
         "numpy": "new",
         "scikit-learn": "reused",
         "scipy": "reused",
@@ -318,7 +318,7 @@ def test_added_small_dependency_rebuilds_only_deps(
     )
 
     assert statuses(build) == {
-        "deps": "new",
+        "zz-deps": "new",
         "numpy": "reused",
         "scikit-learn": "reused",
         "scipy": "reused",
@@ -338,7 +338,11 @@ def test_removed_dependency_takes_its_layers_away(
         builds, module_app, cold, "reuse-removed", {"requirements.txt": without_sklearn}
     )
 
-    assert statuses(build) == {"deps": "reused", "numpy": "reused", "torch": "reused"}
+    assert statuses(build) == {
+        "zz-deps": "reused",
+        "numpy": "reused",
+        "torch": "reused",
+    }
     assert log_lines(build.output, r"Removing layer scikit-learn")
     assert log_lines(build.output, r"Removing layer scipy")
     done = build.image.run(["python", "-c", "import sklearn"])

@@ -99,7 +99,7 @@ def test_torch_two_includes_deep_is_the_cpu_build_in_its_layer(
     assert installed["torch"] == "2.13.0+cpu"
     assert cuda_names(installed) == []
     assert layers_holding(image, "torch") == ["torch"]
-    assert layers_holding(image, "gunicorn") == ["deps"]
+    assert layers_holding(image, "gunicorn") == ["zz-deps"]
     assert log_lines(
         nested_includes.output,
         r"torch==2\.13\.0 \(requirements/base\.txt:1\) -> 2\.13\.0\+cpu",
@@ -158,7 +158,7 @@ def test_git_requirement_is_built_into_the_deps_layer(
     build, _ = git_file_requirement
     image = build.image
 
-    assert layers_holding(image, "vcspkg") == ["deps"]
+    assert layers_holding(image, "vcspkg") == ["zz-deps"]
     assert run_python(image, "import vcspkg; print(vcspkg.FROM)").strip() == "git"
     installed = distributions(image)
     assert installed["torch"] == "2.13.0+cpu"
@@ -170,7 +170,7 @@ def test_git_requirement_is_pinned_to_its_commit(
 ) -> None:
     build, commit = git_file_requirement
 
-    vcs_pins = [p for p in layer_pins(build.image, "deps") if "vcspkg" in p]
+    vcs_pins = [p for p in layer_pins(build.image, "zz-deps") if "vcspkg" in p]
     assert len(vcs_pins) == 1 and commit in vcs_pins[0], vcs_pins
 
 
@@ -200,7 +200,7 @@ def test_local_wheel_and_marker_forms(
     assert installed["localpkg"] == "1.0.0"
     assert installed["flask"] == "3.0.3"
     assert "smalldep" not in installed
-    assert layers_holding(build.image, "localpkg") == ["deps"]
+    assert layers_holding(build.image, "localpkg") == ["zz-deps"]
 
 
 # --- Hash-checking mode ---------------------------------------------------------------

@@ -141,7 +141,7 @@ def test_torch_is_in_the_torch_layer_and_the_rest_in_deps(direct_torch: Build) -
 
     assert layers_holding(image, "torch") == ["torch"]
     for name in ("flask", "gunicorn", "filelock", "typing-extensions"):
-        assert layers_holding(image, name) == ["deps"], name
+        assert layers_holding(image, name) == ["zz-deps"], name
 
 
 def test_direct_torch_app_passes_a_dependency_check(direct_torch: Build) -> None:
