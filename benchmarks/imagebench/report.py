@@ -384,26 +384,35 @@ def targets(data: dict) -> list[dict]:
             False,
             f"{share:.1f}% ({_mb(ours_dep['pushed_bytes'])})",
         )
-    ours_dep, recipe_dep = _step(ours, "fresh", "dep"), _step(recipe, "fresh", "dep")
-    if ours_dep and recipe_dep:
-        ours_total = _built_and_pushed(ours_dep)
-        recipe_total = _built_and_pushed(recipe_dep)
+
+    def fresh(step: str, speed_key: str, share_key: str, bar: float) -> None:
+        """Build + push on the fresh runner against the recipe's, and the push share."""
+        ours_step, recipe_step = (
+            _step(ours, "fresh", step),
+            _step(recipe, "fresh", step),
+        )
+        if not ours_step or not recipe_step:
+            return
+        ours_total = _built_and_pushed(ours_step)
+        recipe_total = _built_and_pushed(recipe_step)
         speedup = recipe_total / ours_total
         check(
-            "dep_fresh_speedup",
+            speed_key,
             speedup,
-            10,
+            bar,
             True,
             f"{speedup:.2f}× ({_seconds(recipe_total)} vs {_seconds(ours_total)})",
         )
-        share = 100 * ours_dep["pushed_bytes"] / ours_dep["registry_image_bytes"]
+        share = 100 * ours_step["pushed_bytes"] / ours_step["registry_image_bytes"]
         check(
-            "dep_fresh_push_share",
+            share_key,
             share,
             5,
             False,
-            f"{share:.1f}% ({_mb(ours_dep['pushed_bytes'])})",
+            f"{share:.2f}% ({_mb(ours_step['pushed_bytes'])})",
         )
+
+    fresh("dep", "dep_fresh_speedup", "dep_fresh_push_share", 10)
     ours_code = _step(ours, "warm", "code")
     if ours_code:
         check(
@@ -414,29 +423,7 @@ def targets(data: dict) -> list[dict]:
             f"{_seconds(ours_code['build_seconds'])} (export "
             f"{_seconds(ours_code.get('export_seconds'))})",
         )
-    ours_fresh, recipe_fresh = (
-        _step(ours, "fresh", "code"),
-        _step(recipe, "fresh", "code"),
-    )
-    if ours_fresh and recipe_fresh:
-        ours_total = _built_and_pushed(ours_fresh)
-        recipe_total = _built_and_pushed(recipe_fresh)
-        speedup = recipe_total / ours_total
-        check(
-            "code_fresh_speedup",
-            speedup,
-            5,
-            True,
-            f"{speedup:.2f}× ({_seconds(recipe_total)} vs {_seconds(ours_total)})",
-        )
-        share = 100 * ours_fresh["pushed_bytes"] / ours_fresh["registry_image_bytes"]
-        check(
-            "code_fresh_push_share",
-            share,
-            5,
-            False,
-            f"{share:.2f}% ({_mb(ours_fresh['pushed_bytes'])})",
-        )
+    fresh("code", "code_fresh_speedup", "code_fresh_push_share", 5)
     ours_cold, recipe_cold = _step(ours, "warm", "cold"), _step(recipe, "warm", "cold")
     if ours_cold and recipe_cold:
         ratio = ours_cold["image_bytes"] / recipe_cold["image_bytes"]
