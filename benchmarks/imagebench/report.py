@@ -503,6 +503,8 @@ def markdown(data: dict) -> str:
             *warm_table(data),
             "",
         ]
+    if table := layers_table(data):
+        parts += ["### Layers of the cold build's image", "", *table, ""]
     if "fresh" in data["scenarios"] and data["fresh_steps"]:
         parts += [
             "### Fresh CI runner: local state wiped before every build; the registry "
@@ -514,6 +516,33 @@ def markdown(data: dict) -> str:
     if data.get("targets"):
         parts += ["### Targets", "", *targets_table(data), ""]
     return "\n".join(parts)
+
+
+def _cold_layers(contender: dict) -> list[tuple[str, int]]:
+    """The warm cold build's layers, bottom first, the run image's as one."""
+    cold = _step(contender, "warm", "cold")
+    merged: list[tuple[str, int]] = []
+    for layer in (cold or {}).get("layers") or []:
+        if merged and merged[-1][0] == layer["name"] == "run image":
+            merged[-1] = ("run image", merged[-1][1] + layer["size"])
+        else:
+            merged.append((layer["name"], layer["size"]))
+    return merged
+
+
+def layers_table(data: dict) -> list[str]:
+    """Each contender's layers with their sizes; layers under 1 MB are counted."""
+    rows = ["| contender | layers, bottom first (unpacked) |", "|---|---|"]
+    for contender in data["contenders"].values():
+        layers = _cold_layers(contender)
+        if not layers:
+            continue
+        shown = [f"{name} {_mb(size)}" for name, size in layers if size >= MB]
+        small = sum(1 for _, size in layers if size < MB)
+        if small:
+            shown.append(f"and {small} under 1 MB")
+        rows.append(f"| {contender['title']} | {', '.join(shown)} |")
+    return rows if len(rows) > 2 else []
 
 
 CATEGORY_COLOURS = {
@@ -533,26 +562,27 @@ def _category(name: str) -> str:
         return "torch"
     if name in ("app", "COPY . ./"):
         return "app"
-    if name.startswith("pip:") or name in HEAVY_LAYER_NAMES:
-        return "heavy"
     if name in ("zz-deps", "deps", "rest", "pip install -r"):
         return "rest"
-    return "other"
+    if name in OTHER_LAYER_NAMES:
+        return "other"
+    # Ours names a heavy package's layer after it; the Dockerfiles' are "pip:<name>".
+    return "heavy"
 
 
-HEAVY_LAYER_NAMES = {
-    "numpy",
-    "scipy",
-    "scikit-learn",
-    "sympy",
-    "transformers",
-    "tokenizers",
-    "pandas",
-    "pyarrow",
-    "polars",
-    "llvmlite",
-    "numba",
+# Layers that hold no packages: the lifecycle's and the Dockerfiles' own.
+OTHER_LAYER_NAMES = {
+    "venv",
+    "uv",
+    "workdir",
+    "requirements.txt",
+    "sbom",
+    "launcher",
+    "config",
+    "process-types",
 }
+# About how many MB of the plot's axis one character of a layer's label takes.
+LABEL_MB_PER_CHAR = 14
 
 
 def plot(data: dict, path: Path) -> Path | None:
@@ -565,17 +595,11 @@ def plot(data: dict, path: Path) -> Path | None:
     except ImportError:
         return None
 
-    bars: list[tuple[str, list[tuple[str, int]]]] = []
-    for contender in data["contenders"].values():
-        cold = _step(contender, "warm", "cold")
-        if cold and cold.get("layers"):
-            merged: list[tuple[str, int]] = []
-            for layer in cold["layers"]:
-                if merged and merged[-1][0] == layer["name"] == "run image":
-                    merged[-1] = ("run image", merged[-1][1] + layer["size"])
-                else:
-                    merged.append((layer["name"], layer["size"]))
-            bars.append((contender["title"], merged))
+    bars: list[tuple[str, list[tuple[str, int]]]] = [
+        (contender["title"], layers)
+        for contender in data["contenders"].values()
+        if (layers := _cold_layers(contender))
+    ]
     floor = data["floor"]
     bars.append(
         (
@@ -603,12 +627,15 @@ def plot(data: dict, path: Path) -> Path | None:
                 linewidth=0.8,
                 height=0.6,
             )
-            if width >= 45:
-                label = name.removeprefix("pip:")
+            label = name.removeprefix("pip:")
+            if width < LABEL_MB_PER_CHAR * len(label):
+                label = ""  # too narrow for its name: the size alone, if that fits
+            text = f"{label}\n{width:.0f}" if label else f"{width:.0f}"
+            if width >= LABEL_MB_PER_CHAR * 3:
                 axes.text(
                     left + width / 2,
                     row,
-                    f"{label}\n{width:.0f}",
+                    text,
                     ha="center",
                     va="center",
                     fontsize=7.5,

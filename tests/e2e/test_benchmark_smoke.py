@@ -43,6 +43,13 @@ def test_quick_benchmark_writes_table_json_and_plot(
     assert "| cold build |" in table
     assert "| rebuild after an app-code change |" in table
     assert "n/a" not in table, table
+    layer_rows = {
+        line.split(" | ")[0]: line
+        for line in table.splitlines()
+        if " | run image " in line
+    }
+    assert "zz-deps" in layer_rows["| ours (pack + buildpack)"], table
+    assert "pip:scikit-learn" in layer_rows["| Dockerfile recipe"], table
     assert (out / "layers.png").stat().st_size > 10_000
 
     data = json.loads((out / "results.json").read_text())
