@@ -23,7 +23,7 @@ from .cnb import BuildContext, Layer, LayerTypes, write_launch_toml
 from .config import Config, load_platform_env
 from .declared import read_declaration
 from .errors import BuildpackError
-from .indexes import AppIndexes, app_indexes, redact
+from .indexes import AppIndexes, app_indexes, redact, redact_text
 from .install import (
     VENV_LAYER,
     create_venv,
@@ -192,7 +192,11 @@ class Builder:
         self.log.header("Resolving dependencies")
         key = self.resolution_key(declaration, indexes)
         stored = Layer(self.ctx.layers_dir, VENV_LAYER).stored_metadata() or {}
-        if stored.get("resolution_key") == key and isinstance(stored.get("pins"), list):
+        if (
+            stored.get("resolution_key") == key
+            and isinstance(stored.get("pins"), list)
+            and not _has_redacted_requirement(stored["pins"])
+        ):
             resolution, stored_sizes = _resolution_from_metadata(stored)
             if resolution.torch_index:
                 # The stored URL has its credentials cut out; use the configured one.
@@ -288,7 +292,10 @@ class Builder:
         index = resolution.torch_index if plan.from_torch_index else None
         key = LayerKey(
             pins=tuple(
-                sorted(_with_local_digest(pin.requirement) for pin in plan.pins)
+                sorted(
+                    redact_text(_with_local_digest(pin.requirement))
+                    for pin in plan.pins
+                )
             ),
             python=self.python.version,
             abi=self.python.abi,
@@ -506,7 +513,7 @@ def _pins_metadata(
         row: Dict[str, Any] = {
             "name": pin.name,
             "version": pin.version,
-            "requirement": pin.requirement,
+            "requirement": redact_text(pin.requirement),
             "via": list(pin.via),
         }
         if pin.index:
@@ -515,6 +522,14 @@ def _pins_metadata(
             row["size"] = sizes[pin.name]
         rows.append(row)
     return rows
+
+
+def _has_redacted_requirement(rows: List[Any]) -> bool:
+    """True when a stored requirement had its credentials cut out (``://***@``).
+
+    Such a pin cannot be installed again as stored, so the build resolves anew.
+    """
+    return any("://***@" in str(row.get("requirement", "")) for row in rows)
 
 
 def _resolution_from_metadata(

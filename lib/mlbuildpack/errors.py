@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+from .indexes import redact_text
+
 
 @dataclass(frozen=True)
 class Origin:
@@ -56,7 +58,9 @@ class BuildpackError(Exception):
         """Return the message as the build log shows it."""
         where = f" ({self.origin.describe(root)})" if self.origin else ""
         kind = "" if self.user_error else " [buildpack fault: please report it]"
-        return (
+        # A cause may quote the app's own line, and a line may hold an index URL
+        # with a password in it.
+        return redact_text(
             f"[Error: {self.title}]{kind}\n"
             f"{self.cause}{where}\n"
             f"\n"

@@ -12,6 +12,8 @@ import time
 from contextlib import contextmanager
 from typing import IO, Iterator, List, Optional, Sequence
 
+from .indexes import redact_text
+
 
 def format_size(num_bytes: Optional[int]) -> str:
     """Return a human size such as ``181.4 MB``; ``-`` for an unknown size."""
@@ -41,7 +43,8 @@ class Log:
         self.debug_enabled = debug
 
     def _write(self, text: str) -> None:
-        self.stream.write(text + "\n")
+        # The last guard: no line of the log carries a URL's credentials.
+        self.stream.write(redact_text(text) + "\n")
         self.stream.flush()
 
     def header(self, title: str) -> None:

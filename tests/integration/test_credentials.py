@@ -170,3 +170,52 @@ def test_credentials_expanded_from_a_variable_in_requirements_stay_hidden(
     assert "smalldep-1.17.0-py3-none-any.whl" in private_pypi_index.downloads()
     assert run_python(build.image, "import smalldep; print('ok')").strip() == "ok"
     assert_nowhere(build, private_pypi_index.password or "")
+
+
+def test_credentials_in_a_direct_url_requirement_stay_hidden(
+    builds: Builds, app: AppFactory, private_pypi_index: IndexServer
+) -> None:
+    host = private_pypi_index.url.split("//", 1)[1].removesuffix("/simple")
+    wheel = f"http://mlbp-user:${{PRIVATE_TOKEN}}@{host}/packages/"
+    app_dir = app(
+        {
+            "requirements.txt": f"""\
+                torch==2.13.0
+                smalldep @ {wheel}smalldep-1.17.0-py3-none-any.whl
+            """
+        }
+    )
+    token = {"PRIVATE_TOKEN": private_pypi_index.password}
+
+    first = builds.run(app_dir, token)
+    again = builds.run(app_dir, token, previous=first)
+
+    for build in (first, again):
+        assert build.result.success, build.result.describe_failure()
+        assert_nowhere(build, private_pypi_index.password or "")
+    assert run_python(again.image, "import smalldep; print('ok')").strip() == "ok"
+    assert any(
+        "smalldep @ http://***@" in pin
+        for pin in again.image.layers["zz-deps"].metadata["pins"]
+    )
+    # The stored pin lost its credentials, so it is resolved again, not reused as
+    # stored; the layers themselves are still reused.
+    assert "Using the previous build's resolution" not in again.output
+    statuses = {n: layer.status for n, layer in again.image.layers.items()}
+    assert set(statuses.values()) <= {"reused", "unchanged"}, statuses
+
+
+def test_an_error_that_quotes_a_line_hides_the_line_s_credentials(
+    builds: Builds, app: AppFactory
+) -> None:
+    index = "https://someone:s3cr3t-in-line@example.invalid/simple"
+    app_dir = app(
+        {"requirements.txt": f"--extra-index-url {index} --bogus\ntorch==2.13.0\n"}
+    )
+
+    build = builds.run(app_dir)
+
+    assert not build.result.success
+    assert "--bogus is not an option" in build.result.output
+    assert "https://***@example.invalid/simple" in build.result.output
+    assert "s3cr3t-in-line" not in build.result.output
