@@ -110,7 +110,20 @@ def detect(app_dir: Path, env: Mapping[str, str]) -> DetectResult:
     try:
         config = Config.from_env(env)
     except BuildpackError as error:
-        return DetectResult(True, f"Passing so that the build reports: {error.title}")
+        # Judge the app with the default settings: a bad value of ours, perhaps set
+        # for every app on the platform, must not make us take apps that are not ours.
+        judged = _judge(app_dir, Config(), env)
+        if not judged.passed:
+            return judged
+        return DetectResult(
+            True,
+            f"Passing so that the build reports: {error.title}",
+            judged.python_request,
+        )
+    return _judge(app_dir, config, env)
+
+
+def _judge(app_dir: Path, config: Config, env: Mapping[str, str]) -> DetectResult:
     try:
         declaration = read_declaration(app_dir, config, env)
     except BuildpackError as error:

@@ -155,14 +155,28 @@ def test_unreadable_requirements_pass_so_the_build_reports_them(
     assert "requirements/prod.txt:1" in line
 
 
-def test_invalid_setting_passes_so_the_build_reports_it(
+def test_invalid_setting_passes_an_ml_app_so_the_build_reports_it(
     make_app, lifecycle, monkeypatch, capsys
 ):
-    app = make_app({"requirements.txt": "flask\n"})
+    app = make_app({"requirements.txt": "torch\n"})
     monkeypatch.setenv("BP_ML_TORCH_VARIANT", "rocm")
 
     assert lifecycle.detect(app) == DETECT_PASS
     assert "BP_ML_TORCH_VARIANT" in output_line(capsys)
+
+
+@pytest.mark.parametrize(
+    "files", [{"requirements.txt": "flask\n"}, {"package.json": "{}\n"}, {}]
+)
+def test_invalid_setting_does_not_make_other_apps_ours(
+    make_app, lifecycle, monkeypatch, capsys, files
+):
+    # A bad value set for every app on a platform must not claim them all.
+    app = make_app(files)
+    monkeypatch.setenv("BP_ML_HEAVY_THRESHOLD_MB", "50MB")
+
+    assert lifecycle.detect(app) == DETECT_FAIL
+    assert "not a Python ML app" in output_line(capsys)
 
 
 def test_locked_ml_package_passes_even_when_transitive(make_app, lifecycle, capsys):
