@@ -92,12 +92,15 @@ class Config:
                 int(threshold_raw) if threshold_raw else DEFAULT_HEAVY_THRESHOLD_MB
             )
         except ValueError:
+            threshold = -1
+        if threshold < 0:
             raise BuildpackError(
                 "Invalid value for BP_ML_HEAVY_THRESHOLD_MB",
-                f"BP_ML_HEAVY_THRESHOLD_MB={threshold_raw!r} is not a whole number.",
+                f"BP_ML_HEAVY_THRESHOLD_MB={threshold_raw!r} is not a whole number "
+                "of megabytes, 0 or more.",
                 "Give the size in megabytes above which a package gets a layer of its "
                 "own, e.g. 50; 0 turns the size rule off.",
-            ) from None
+            )
         return cls(
             force_detect=_flag(env, "BP_ML_FORCE_DETECT", False),
             torch_index_url=(
