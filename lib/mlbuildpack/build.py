@@ -48,6 +48,19 @@ from .uvtool import UV_VERSION, Uv, ensure_uv, keep_cached
 
 # Bump when resolution changes meaning, so stored resolutions are not reused.
 RESOLVER_SCHEMA = 1
+# uv's environment settings that change what a resolution picks: a change to any of
+# them means resolving again rather than reusing the previous build's pins.
+RESOLUTION_SETTINGS = (
+    "UV_EXCLUDE_NEWER",
+    "UV_PRERELEASE",
+    "UV_RESOLUTION",
+    "UV_INDEX_STRATEGY",
+    "UV_NO_BINARY",
+    "UV_ONLY_BINARY",
+    "UV_CONSTRAINT",
+    "UV_OVERRIDE",
+    "UV_TORCH_BACKEND",
+)
 WORKDIR_NAME = ".ml-buildpack-tmp"
 LAUNCH_ONLY = LayerTypes(launch=True)
 
@@ -399,6 +412,11 @@ class Builder:
             "variant": self.config.torch_variant,
             "torch_index": redact(self.config.torch_index_url),
             "indexes": indexes.identity(),
+            # Wheel sizes are looked up (and stored) only when the size rule is on.
+            "sizes": self.config.heavy_threshold_mb > 0,
+            "uv_settings": {
+                name: self.env[name] for name in RESOLUTION_SETTINGS if name in self.env
+            },
         }
         digest.update(json.dumps(settings, sort_keys=True).encode())
         for declared in declaration.requirements:

@@ -241,6 +241,26 @@ def test_rebuild_without_changes_reuses_every_layer(
     assert unchanged.image.digests() == cold.image.digests()
 
 
+@pytest.mark.parametrize(
+    "env",
+    [{"UV_PRERELEASE": "allow"}, {"BP_ML_HEAVY_THRESHOLD_MB": "0"}],
+    ids=["uv-setting", "size-rule-off"],
+)
+def test_a_setting_that_changes_the_resolution_resolves_again(
+    builds: Builds, module_app: AppFactory, cold: Build, env: dict
+) -> None:
+    app_dir = module_app(
+        {"requirements.txt": requirements(), "app.py": REUSE_APP},
+        name=f"reuse-{'-'.join(env).lower()}",
+    )
+
+    build = builds.run(app_dir, env, previous=cold)
+
+    assert build.result.success, build.result.describe_failure()
+    assert "Using the previous build's resolution" not in build.output
+    assert log_lines(build.output, r"Resolving with uv")
+
+
 def test_rebuild_without_changes_downloads_nothing_and_runs_no_uv(
     unchanged: Build,
 ) -> None:
