@@ -17,6 +17,9 @@ from typing import List, Mapping, Optional, Sequence, Tuple
 from urllib.parse import urlsplit, urlunsplit
 
 PYPI_SIMPLE = "https://pypi.org/simple"
+# The variables that set the default index and the extra ones, later ones winning.
+DEFAULT_INDEX_VARIABLES = ("PIP_INDEX_URL", "UV_INDEX_URL", "UV_DEFAULT_INDEX")
+EXTRA_INDEX_VARIABLES = ("PIP_EXTRA_INDEX_URL", "UV_EXTRA_INDEX_URL", "UV_INDEX")
 PYTORCH_HOSTS = ("download.pytorch.org",)
 
 
@@ -101,12 +104,18 @@ def app_indexes(
 ) -> AppIndexes:
     """Combine the environment and the requirements' option lines.
 
-    The environment wins over the files for the default index, as it does for pip.
-    PyTorch index URLs are taken out and reported in ``scoped_to_torch``.
+    The environment wins over the files for the default index, as it does for pip;
+    uv's own variables (``UV_DEFAULT_INDEX``, ``UV_INDEX_URL``, ``UV_INDEX``,
+    ``UV_EXTRA_INDEX_URL``) count as pip's do, and win over them. PyTorch index URLs
+    are taken out and reported in ``scoped_to_torch``.
     """
     scoped: List[str] = []
     default = PYPI_SIMPLE
-    for candidate in (index_url, env.get("PIP_INDEX_URL") or None):
+    defaults = (
+        index_url,
+        *(env.get(name) or None for name in DEFAULT_INDEX_VARIABLES),
+    )
+    for candidate in defaults:
         if candidate is None:
             continue
         if is_pytorch_index(candidate, torch_index_url):
@@ -114,7 +123,12 @@ def app_indexes(
         else:
             default = candidate
     extras: List[str] = []
-    env_extras = (env.get("PIP_EXTRA_INDEX_URL") or "").split()
+    env_extras = [
+        # UV_INDEX entries may be named: ``name=https://...``.
+        entry.split("=", 1)[1] if "=" in entry.split("://", 1)[0] else entry
+        for name in EXTRA_INDEX_VARIABLES
+        for entry in (env.get(name) or "").split()
+    ]
     for url in [*extra_index_urls, *env_extras]:
         if is_pytorch_index(url, torch_index_url):
             scoped.append(url)

@@ -19,7 +19,7 @@ from typing import Dict, List, Mapping, Optional, Sequence
 
 from .cnb import Layer, LayerTypes
 from .errors import BuildpackError
-from .indexes import redact_text
+from .indexes import DEFAULT_INDEX_VARIABLES, EXTRA_INDEX_VARIABLES, redact_text
 from .output import Log
 
 UV_VERSION = "0.13.9"
@@ -31,7 +31,14 @@ class Uv:
     def __init__(self, binary: Path, env: Mapping[str, str], cache_dir: Path) -> None:
         self.binary = binary
         self.cache_dir = cache_dir
-        self.env: Dict[str, str] = dict(env)
+        # The index variables are read into the indexes we pass as flags, where the
+        # torch family is scoped to its own index; uv must not add them again.
+        self.env: Dict[str, str] = {
+            name: value
+            for name, value in env.items()
+            if name not in DEFAULT_INDEX_VARIABLES + EXTRA_INDEX_VARIABLES
+            or name.startswith("PIP_")
+        }
         self.env.update(
             {
                 "UV_CACHE_DIR": str(cache_dir),

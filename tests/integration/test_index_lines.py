@@ -179,3 +179,23 @@ def test_cpu_pin_the_cpu_index_lacks_is_explained_in_the_apps_terms(
 
     assert f"Python {build_python['minor']}" in error
     assert "torch-routing" not in error
+
+
+def test_uv_s_own_index_variables_are_honoured_and_torch_s_stays_scoped(
+    builds: Builds, app: AppFactory, pypi_index: IndexServer, cpu_index: IndexServer
+) -> None:
+    # Without PIP_INDEX_URL and with the internet closed, only UV_DEFAULT_INDEX can
+    # serve flask; the CPU index named in UV_INDEX must serve torch alone.
+    app_dir = app({"requirements.txt": "torch==2.13.0\nflask==3.0.3\n"})
+
+    build = builds.run(
+        app_dir,
+        {
+            "PIP_INDEX_URL": None,
+            "UV_DEFAULT_INDEX": pypi_index.url,
+            "UV_INDEX": f"cpu={cpu_index.url}",
+            **NO_INTERNET,
+        },
+    )
+
+    assert_torch_scoped(build)
