@@ -215,8 +215,8 @@ class Builder:
                 # The stored URL has its credentials cut out; use the configured one.
                 resolution.torch_index = torch_route(self.config).index_url
             self.log.step(
-                f"Using the previous build's resolution ({len(resolution.pins)} "
-                "packages): no dependency input changed"
+                "Using the previous build's resolution "
+                f"({_packages(len(resolution.pins))}): no dependency input changed"
             )
             return resolution, stored_sizes, key
         sizes: Dict[str, int] = {}
@@ -244,7 +244,7 @@ class Builder:
                     sizes = wheel_sizes(
                         uv, workdir, self.python.executable, indexes, self.log
                     )
-        self.log.step(f"{len(resolution.pins)} packages pinned")
+        self.log.step(f"{_packages(len(resolution.pins))} pinned")
         return resolution, sizes, key
 
     def warn_about_gpu_builds(self, resolution: Resolution) -> None:

@@ -708,7 +708,7 @@ def _stale(
 ) -> BuildpackError:
     return BuildpackError(
         f"{lock.name} is out of date",
-        f"{reason[0].upper()}{reason[1:]}.",
+        f"{reason}.",  # it starts with a file name, whose case is its own
         f"Run `{command}` and commit the updated {lock.name}.",
         origin,
     )

@@ -219,5 +219,6 @@ def _run_checked(args: List[str], env: Mapping[str, str], log: Log, title: str) 
             "Check that PyPI, or the index in PIP_INDEX_URL, can be reached from "
             "the build (proxy and CA certificate: pass SSL_CERT_FILE with pack "
             "build --env).",
-            user_error=False,
+            # Nearly always the index or the network the build was given.
+            user_error=True,
         )
