@@ -169,6 +169,7 @@ class Builder:
             extra_index_urls=[u.value for u in options.extra_index_urls],
             find_links=[u.value for u in options.find_links],
             options=_pass_through_options(options.pass_through_options),
+            trusted_hosts=[host.value.strip() for host in options.trusted_hosts],
             no_index=options.no_index is not None,
             torch_index_url=self.config.torch_index_url,
         )

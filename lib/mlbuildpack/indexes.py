@@ -68,6 +68,8 @@ class AppIndexes:
     options: Tuple[str, ...] = ()
     scoped_to_torch: Tuple[str, ...] = field(default=())
     no_index: bool = False
+    # Hosts pip's --trusted-host names: plain HTTP or unverified HTTPS allowed.
+    insecure_hosts: Tuple[str, ...] = ()
 
     def uv_args(self) -> List[str]:
         """The uv command-line flags for these indexes (credentials included)."""
@@ -75,13 +77,21 @@ class AppIndexes:
             args = ["--no-index"]
             for link in self.find_links:
                 args += ["--find-links", link]
-            return args + list(self.options)
+            return args + list(self.options) + self.host_args()
         args = ["--default-index", self.default]
         for url in self.extra:
             args += ["--index", url]
         for link in self.find_links:
             args += ["--find-links", link]
-        return args + list(self.options)
+        return args + list(self.options) + self.host_args()
+
+    def host_args(self) -> List[str]:
+        """uv's flags for the trusted hosts, which apply to every index."""
+        return [
+            arg
+            for host in self.insecure_hosts
+            for arg in ("--allow-insecure-host", host)
+        ]
 
     def identity(self) -> List[str]:
         """What decides a layer's contents, safe to store: URLs without secrets."""
@@ -90,6 +100,7 @@ class AppIndexes:
             *(redact(u) for u in self.extra),
             *(redact(u) for u in self.find_links),
             *self.options,
+            *(f"trusted host {host}" for host in self.insecure_hosts),
         ]
 
 
@@ -101,6 +112,7 @@ def app_indexes(
     options: Sequence[str],
     torch_index_url: str,
     no_index: bool = False,
+    trusted_hosts: Sequence[str] = (),
 ) -> AppIndexes:
     """Combine the environment and the requirements' option lines.
 
@@ -147,4 +159,14 @@ def app_indexes(
         options=tuple(options),
         scoped_to_torch=tuple(scoped),
         no_index=no_index,
+        insecure_hosts=tuple(
+            dict.fromkeys(
+                host
+                for host in [
+                    *trusted_hosts,
+                    *(env.get("PIP_TRUSTED_HOST") or "").split(),
+                ]
+                if host
+            )
+        ),
     )

@@ -59,7 +59,7 @@ def install_layer(
     layer.reset()
     layer.path.mkdir(parents=True)
     default_args = (
-        ["--default-index", torch_index]
+        ["--default-index", torch_index, *indexes.host_args()]
         if plan.from_torch_index and torch_index
         else indexes.uv_args()
     )
@@ -88,7 +88,11 @@ def install_layer(
                 str(pins_file),
                 "--quiet",
             ]
-            args += ["--default-index", index] if index else default_args
+            args += (
+                ["--default-index", index, *indexes.host_args()]
+                if index
+                else default_args
+            )
             done = uv.run(args, cwd=workdir, log=log)
             if done.returncode != 0:
                 names = ", ".join(pin.describe() for pin in plan.pins[:6])

@@ -199,3 +199,22 @@ def test_uv_s_own_index_variables_are_honoured_and_torch_s_stays_scoped(
     )
 
     assert_torch_scoped(build)
+
+
+def test_trusted_hosts_reach_uv_as_insecure_hosts(
+    builds: Builds, app: AppFactory
+) -> None:
+    app_dir = app(
+        {"requirements.txt": "--trusted-host 127.0.0.1\ntorch==2.13.0\nflask==3.0.3\n"}
+    )
+
+    build = builds.run(
+        app_dir, {"BP_ML_DEBUG": "true", "PIP_TRUSTED_HOST": "mirror.example"}
+    )
+
+    assert_torch_scoped(build)
+    uv_calls = log_lines(build.output, r"debug: uv pip (compile|install)")
+    assert uv_calls
+    for call in uv_calls:
+        assert "--allow-insecure-host 127.0.0.1" in call, call
+        assert "--allow-insecure-host mirror.example" in call, call
