@@ -173,16 +173,28 @@ class _PyprojectReader:
         """Apply ``[tool.uv.sources]`` or Poetry 2's per-dependency ``source``."""
         name = declared.name or ""
         uv_sources = {
-            str(canonicalize_name(k)): v
+            str(canonicalize_name(k)): (k, v)
             for k, v in _table(self.uv, "sources", self.path).items()
         }
         if name in uv_sources:
-            entries = uv_sources[name]
+            key, entries = uv_sources[name]
             tables = entries if isinstance(entries, list) else [entries]
+            if not tables or not all(isinstance(table, dict) for table in tables):
+                line = line_of(
+                    self.text,
+                    rf"^\s*\"?{re.escape(key)}\"?\s*=",
+                    after=table_header("tool.uv.sources"),
+                )
+                raise BuildpackError(
+                    f"Unexpected source for {key} in {self.path.name}",
+                    f"[tool.uv.sources] gives {key} {entries!r}, not a table.",
+                    f'Give it a table such as {key} = {{ index = "name" }} or '
+                    f'{{ git = "https://..." }}, or a list of such tables.',
+                    Origin(self.path, line),
+                )
             return [
                 self._apply_source(declared, table, named_indexes, "index", "editable")
                 for table in tables
-                if isinstance(table, dict)
             ]
         poetry_dependencies = {
             str(canonicalize_name(k)): v

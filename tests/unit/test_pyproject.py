@@ -289,3 +289,26 @@ def test_invalid_toml_names_the_line(make_app):
         read(app)
 
     assert raised.value.origin == Origin(app / "pyproject.toml", 2)
+
+
+def test_a_uv_source_that_is_not_a_table_is_an_error_naming_its_line(make_app):
+    # uv would refuse it; silently dropping the dependency would be worse.
+    app = make_app(
+        {
+            "pyproject.toml": """\
+                [project]
+                name = "app"
+                dependencies = ["six==1.17.0", "torch==2.13.0"]
+
+                [tool.uv.sources]
+                six = "typo"
+            """
+        }
+    )
+
+    with pytest.raises(BuildpackError) as raised:
+        read(app)
+
+    assert raised.value.origin == Origin(app / "pyproject.toml", 6)
+    assert "'typo'" in raised.value.cause
+    assert "index =" in raised.value.fix
