@@ -26,6 +26,7 @@ from packaging.utils import canonicalize_name
 
 from . import classify
 from .config import Config
+from .declared import SourceKind
 from .errors import BuildpackError, Origin
 from .indexes import AppIndexes, redact, redact_text
 from .output import Log
@@ -193,8 +194,14 @@ def _write_inputs(
     """Write the flattened requirements (and constraints); return uv's input args."""
     workdir.mkdir(parents=True, exist_ok=True)
     req_file = workdir / "requirements.in"
+    # uv installs local directories editable but not VCS sources; in an image an
+    # editable clone would gain nothing, so those are installed as built packages.
     req_file.write_text(
-        "".join(f"{'-e ' if r.editable else ''}{r.text}\n" for r in requirements)
+        "".join(
+            f"{'-e ' if r.editable and r.source_kind is not SourceKind.VCS else ''}"
+            f"{r.text}\n"
+            for r in requirements
+        )
     )
     args = [str(req_file)]
     if constraints:

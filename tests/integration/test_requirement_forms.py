@@ -174,6 +174,29 @@ def test_git_requirement_is_pinned_to_its_commit(
     assert len(vcs_pins) == 1 and commit in vcs_pins[0], vcs_pins
 
 
+def test_an_editable_git_requirement_is_installed_from_its_commit(
+    builds: Builds, app: AppFactory, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    # pip clones `-e git+...` into src/; uv refuses editable VCS sources.
+    repo = tmp_path_factory.mktemp("vcspkg-editable")
+    commit = make_git_repo(repo)
+    app_dir = app(
+        {
+            "requirements.txt": f"""\
+                torch==2.13.0
+                -e git+{repo.as_uri()}@v0.1.0#egg=vcspkg
+            """
+        }
+    )
+
+    build = builds.run(app_dir)
+
+    assert build.result.success, build.result.describe_failure()
+    assert run_python(build.image, "import vcspkg; print(vcspkg.FROM)").strip() == "git"
+    vcs_pins = [p for p in layer_pins(build.image, "zz-deps") if "vcspkg" in p]
+    assert len(vcs_pins) == 1 and commit in vcs_pins[0], vcs_pins
+
+
 # --- Local wheels and markers ---------------------------------------------------------
 
 
