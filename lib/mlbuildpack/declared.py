@@ -313,7 +313,7 @@ def read_declaration(
     elif name == "poetry.lock":
         declaration = lockfiles.read_poetry_lock(source, app_dir)
     elif name == "Pipfile.lock":
-        declaration = lockfiles.read_pipfile_lock(source, app_dir)
+        declaration = lockfiles.read_pipfile_lock(source, app_dir, env)
     elif name == "pyproject.toml":
         declaration = pyproject.read_pyproject(source, app_dir)
     else:

@@ -516,7 +516,9 @@ def _poetry_source(source: Any, lock_dir: Path) -> PackageSource:
 # ------------------------------------------------------------------------ Pipfile.lock
 
 
-def read_pipfile_lock(path: Path, app_dir: Path) -> Declaration:
+def read_pipfile_lock(
+    path: Path, app_dir: Path, env: Optional[Mapping[str, str]] = None
+) -> Declaration:
     """Return the declaration of ``Pipfile.lock`` at ``path``.
 
     Only the ``default`` section is read. Raises :class:`BuildpackError` with file
@@ -534,10 +536,21 @@ def read_pipfile_lock(path: Path, app_dir: Path) -> Declaration:
         raise _unreadable(path, None, 'it has no "default" object')
     meta = data.get("_meta", {}) if isinstance(data.get("_meta"), dict) else {}
     sources = [s for s in meta.get("sources", []) if isinstance(s, dict)]
-    index_urls = {
+    # pipenv expands $NAME and ${NAME} in source URLs (credentials are kept out of
+    # the lock that way); an unset variable stays as written, as it does there.
+    written = {
         str(s.get("name")): str(s["url"])
         for s in sources
         if isinstance(s.get("url"), str)
+    }
+    index_urls = {
+        name: _PIPENV_VARIABLE.sub(
+            lambda found: (env or {}).get(
+                found.group(1) or found.group(2), found.group(0)
+            ),
+            url,
+        )
+        for name, url in written.items()
     }
     default_index = next(iter(index_urls.values()), PYPI_SIMPLE_URL)
 
@@ -583,7 +596,7 @@ def read_pipfile_lock(path: Path, app_dir: Path) -> Declaration:
     if sources and isinstance(sources[0].get("url"), str):
         origins = [
             Origin(path, line_of(text, re.escape(f'"{url}"')))
-            for url in index_urls.values()
+            for url in written.values()
         ]
         values = [DeclaredValue(url, o) for url, o in zip(index_urls.values(), origins)]
         options = IndexOptions(index_url=values[0], extra_index_urls=tuple(values[1:]))
@@ -692,6 +705,9 @@ def _any_of(markers: List[str]) -> Optional[str]:
 
 def _is_url(text: str) -> bool:
     return bool(re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", text))
+
+
+_PIPENV_VARIABLE = re.compile(r"\$\{(\w+)\}|\$(\w+)")
 
 
 def _unreadable(path: Path, line: Optional[int], reason: str) -> BuildpackError:

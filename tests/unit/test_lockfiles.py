@@ -519,6 +519,24 @@ def test_pipfile_lock_reads_the_default_section_with_index_names_mapped(pipenv_p
     assert declaration.index_options.index_url.value == "https://pypi.org/simple"
 
 
+def test_pipfile_lock_source_urls_expand_variables_as_pipenv_does(pipenv_project):
+    data = json.loads(json.dumps(PIPFILE_LOCK))
+    url = "https://${MIRROR_USER}:$MIRROR_TOKEN@mirror.example/simple/$UNSET"
+    data["_meta"]["sources"][0]["url"] = url
+    (pipenv_project / "Pipfile.lock").write_text(json.dumps(data, indent=4))
+    env = {"MIRROR_USER": "me", "MIRROR_TOKEN": "t0ken"}
+
+    declaration = read_pipfile_lock(
+        pipenv_project / "Pipfile.lock", pipenv_project, env
+    )
+
+    expanded = "https://me:t0ken@mirror.example/simple/$UNSET"
+    assert declaration.index_options.index_url.value == expanded
+    assert declaration.index_options.index_url.origin.line is not None
+    found = {p.name: p for p in declaration.locked_packages}
+    assert found["flask"].source.location == expanded
+
+
 def test_pipfile_lock_missing_a_pipfile_package_is_out_of_date(pipenv_project):
     (pipenv_project / "Pipfile").write_text('[packages]\nflask = "*"\nnumpy = "*"\n')
 
