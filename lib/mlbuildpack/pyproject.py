@@ -131,6 +131,27 @@ class _PyprojectReader:
     def _pep621_requirements(
         self, named_indexes: Mapping[str, str]
     ) -> List[DeclaredRequirement]:
+        dynamic = self.project.get("dynamic", [])
+        is_dynamic = isinstance(dynamic, list) and "dependencies" in dynamic
+        # Beside a lock file the lock gives the pins, so there they may be dynamic.
+        if (
+            is_dynamic
+            and "dependencies" not in self.project
+            and not self.pinned_by_lock
+        ):
+            raise BuildpackError(
+                "Dependencies are computed by the build backend",
+                "[project] lists dependencies in dynamic, so only the project's build "
+                "backend can tell what they are; the buildpack does not run it.",
+                "List them in [project] dependencies, or put them in a "
+                "requirements.txt beside pyproject.toml (it is read first).",
+                Origin(
+                    self.path,
+                    line_of(
+                        self.text, r"^\s*dynamic\s*=", after=table_header("project")
+                    ),
+                ),
+            )
         dependencies = self.project.get("dependencies", [])
         if not isinstance(dependencies, list) or not all(
             isinstance(d, str) for d in dependencies

@@ -312,3 +312,27 @@ def test_a_uv_source_that_is_not_a_table_is_an_error_naming_its_line(make_app):
     assert raised.value.origin == Origin(app / "pyproject.toml", 6)
     assert "'typo'" in raised.value.cause
     assert "index =" in raised.value.fix
+
+
+def test_dynamic_dependencies_are_an_error_naming_the_dynamic_line(make_app):
+    # setuptools may compute them from another file; reading none would install
+    # nothing without a word.
+    app = make_app(
+        {
+            "pyproject.toml": """\
+                [project]
+                name = "app"
+                version = "1.0"
+                dynamic = ["dependencies"]
+
+                [tool.setuptools.dynamic]
+                dependencies = { file = ["requirements.in"] }
+            """
+        }
+    )
+
+    with pytest.raises(BuildpackError) as raised:
+        read(app)
+
+    assert raised.value.origin == Origin(app / "pyproject.toml", 4)
+    assert "requirements.txt" in raised.value.fix
