@@ -56,7 +56,12 @@ class BuildpackError(Exception):
 
     def render(self, root: Optional[Path] = None) -> str:
         """Return the message as the build log shows it."""
-        where = f" ({self.origin.describe(root)})" if self.origin else ""
+        where = ""
+        if self.origin:
+            # After a cause of several lines (a line quoted with a caret under the
+            # fault), the place goes on a line of its own.
+            gap = "\n" if "\n" in self.cause else " "
+            where = f"{gap}({self.origin.describe(root)})"
         kind = "" if self.user_error else " [buildpack fault: please report it]"
         # A cause may quote the app's own line, and a line may hold an index URL
         # with a password in it.

@@ -680,7 +680,8 @@ def _invalid_line(
     shown = _display(origin.path, app_dir)
     return BuildpackError(
         f"Cannot read a line of {shown}",
-        f"`{line}`: {reason}.",
+        # packaging's reasons end in a line that points at the fault: add no stop.
+        f"`{line}`: {reason}" + ("" if "\n" in reason else "."),
         "Write one requirement per line (such as `name==1.2`, `name @ https://...` or "
         "./local/path) or an option pip accepts in requirements files (-r, -c, -e, "
         "--index-url, --find-links, ...).",

@@ -336,3 +336,28 @@ def test_dynamic_dependencies_are_an_error_naming_the_dynamic_line(make_app):
 
     assert raised.value.origin == Origin(app / "pyproject.toml", 4)
     assert "requirements.txt" in raised.value.fix
+
+
+def test_a_dependency_that_is_not_pep_508_gets_a_fix_in_pyproject_terms(make_app):
+    app = make_app(
+        {
+            "pyproject.toml": """\
+                [project]
+                name = "app"
+                dependencies = [
+                    "torch==2.13.0",
+                    "six=1.17.0",
+                ]
+            """
+        }
+    )
+
+    with pytest.raises(BuildpackError) as raised:
+        read(app)
+
+    assert raised.value.origin == Origin(app / "pyproject.toml", 5)
+    assert "PEP 508" in raised.value.fix
+    assert "-r" not in raised.value.fix
+    rendered = raised.value.render(app)
+    assert "\n(pyproject.toml:5)\n" in rendered, rendered
+    assert "^." not in rendered, rendered
