@@ -314,6 +314,8 @@ class _PyprojectReader:
             return None  # installed only through an extra
 
         extras_list = table.get("extras") or []
+        if isinstance(extras_list, str):  # extras = "cpu": one extra, not three
+            extras_list = [extras_list]
         extras = f"[{','.join(extras_list)}]" if extras_list else ""
         marker = table.get("markers") if isinstance(table.get("markers"), str) else None
         if isinstance(table.get("python"), str):

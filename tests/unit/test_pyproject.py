@@ -361,3 +361,20 @@ def test_a_dependency_that_is_not_pep_508_gets_a_fix_in_pyproject_terms(make_app
     rendered = raised.value.render(app)
     assert "\n(pyproject.toml:5)\n" in rendered, rendered
     assert "^." not in rendered, rendered
+
+
+def test_poetry_extras_given_as_one_string_is_one_extra(make_app):
+    app = make_app(
+        {
+            "pyproject.toml": """\
+                [tool.poetry.dependencies]
+                python = "^3.11"
+                torch = "^2.3"
+                six = { version = "1.17.0", extras = "cpu" }
+            """
+        }
+    )
+
+    six = by_name(read(app))["six"]
+
+    assert six.requirement.extras == {"cpu"}
