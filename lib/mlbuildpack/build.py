@@ -174,28 +174,27 @@ class Builder:
             torch_index_url=self.config.torch_index_url,
         )
         if indexes.no_index:
-            links = ", ".join(redact(u) for u in indexes.find_links) or "none"
+            links = ", ".join(indexes.find_links) or "none"
             self.log.step(f"No package index (--no-index); find-links: {links}")
         else:
             self.log.step(
-                f"Package index: {redact(indexes.default)}"
-                + "".join(f", {redact(u)}" for u in indexes.extra)
+                f"Package index: {indexes.default}"
+                + "".join(f", {u}" for u in indexes.extra)
             )
         route = torch_route(self.config)
         if route.index_url:
             self.log.step(
-                f"Torch family index ({self.config.torch_variant}): "
-                f"{redact(route.index_url)}"
+                f"Torch family index ({self.config.torch_variant}): {route.index_url}"
             )
             for url in dict.fromkeys(indexes.scoped_to_torch):
                 instead = ""
                 if url.rstrip("/") != route.index_url.rstrip("/"):
                     instead = (
                         "; they come from BP_ML_TORCH_INDEX_URL "
-                        f"({redact(route.index_url)}) instead"
+                        f"({route.index_url}) instead"
                     )
                 self.log.detail(
-                    f"The app's index line {redact(url)} is used for torch, "
+                    f"The app's index line {url} is used for torch, "
                     f"torchvision and torchaudio only{instead}"
                 )
         return indexes

@@ -87,13 +87,14 @@ class Config:
                 "install exactly what the requirements say.",
             )
         threshold_raw = env.get("BP_ML_HEAVY_THRESHOLD_MB", "").strip()
+        threshold: Optional[int]
         try:
             threshold = (
                 int(threshold_raw) if threshold_raw else DEFAULT_HEAVY_THRESHOLD_MB
             )
         except ValueError:
-            threshold = -1
-        if threshold < 0:
+            threshold = None
+        if threshold is None or threshold < 0:
             raise BuildpackError(
                 "Invalid value for BP_ML_HEAVY_THRESHOLD_MB",
                 f"BP_ML_HEAVY_THRESHOLD_MB={threshold_raw!r} is not a whole number "

@@ -63,8 +63,8 @@ class BuildpackError(Exception):
             gap = "\n" if "\n" in self.cause else " "
             where = f"{gap}({self.origin.describe(root)})"
         kind = "" if self.user_error else " [buildpack fault: please report it]"
-        # A cause may quote the app's own line, and a line may hold an index URL
-        # with a password in it.
+        # Causes quote the app's lines and tools' output as they are; credentials in
+        # their URLs are cut out here, where every error is shown.
         return redact_text(
             f"[Error: {self.title}]{kind}\n"
             f"{self.cause}{where}\n"

@@ -20,7 +20,7 @@ from typing import Dict, List, Mapping, Optional, Sequence
 
 from .cnb import Layer
 from .errors import BuildpackError
-from .indexes import AppIndexes, redact_text
+from .indexes import AppIndexes
 from .layers import LayerPlan
 from .output import Log
 from .python_env import PythonInfo
@@ -98,8 +98,7 @@ def install_layer(
                 names = ", ".join(pin.describe() for pin in plan.pins[:6])
                 raise BuildpackError(
                     f"Could not install layer {plan.name}",
-                    f"uv could not install {names}:\n\n"
-                    f"{redact_text(done.stderr.strip())}",
+                    f"uv could not install {names}:\n\n{done.stderr.strip()}",
                     "If a pin has no wheel for this platform or index, change the pin; "
                     "if the index could not be reached, check the network and its "
                     "certificate (pass SSL_CERT_FILE with pack build --env).",

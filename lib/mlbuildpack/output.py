@@ -43,7 +43,8 @@ class Log:
         self.debug_enabled = debug
 
     def _write(self, text: str) -> None:
-        # The last guard: no line of the log carries a URL's credentials.
+        # Every line of the log has URL credentials cut out here, so the callers
+        # log URLs and tool output as they are.
         self.stream.write(redact_text(text) + "\n")
         self.stream.flush()
 

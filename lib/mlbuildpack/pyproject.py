@@ -168,19 +168,7 @@ class _PyprojectReader:
                 self.text, r"^\s*dependencies\s*=", after=header
             )
             origin = Origin(self.path, line)
-            try:
-                declared = parse_requirement(dependency, origin, self.base)
-            except BuildpackError as error:
-                if not error.title.startswith("Cannot read a line"):
-                    raise
-                # The same fault, with a fix in this file's terms, not pip's.
-                raise BuildpackError(
-                    f"Cannot read a dependency of {self.path.name}",
-                    error.cause,
-                    'Write each dependency as a PEP 508 string, e.g. "torch>=2.3", '
-                    '"numpy==2.3.0" or "name @ https://...".',
-                    error.origin,
-                ) from None
+            declared = parse_requirement(dependency, origin, self.base)
             if declared.requirement is None:
                 raise BuildpackError(
                     "Dependency is not a PEP 508 requirement",

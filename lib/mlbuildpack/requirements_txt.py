@@ -678,13 +678,24 @@ def _invalid_line(
     origin: Origin, app_dir: Path, line: str, reason: str
 ) -> BuildpackError:
     shown = _display(origin.path, app_dir)
+    if origin.path.suffix == ".toml":  # one dependency string of a pyproject.toml
+        title = f"Cannot read a dependency of {shown}"
+        fix = (
+            'Write each dependency as a PEP 508 string, e.g. "torch>=2.3", '
+            '"numpy==2.3.0" or "name @ https://...".'
+        )
+    else:
+        title = f"Cannot read a line of {shown}"
+        fix = (
+            "Write one requirement per line (such as `name==1.2`, `name @ https://...` "
+            "or ./local/path) or an option pip accepts in requirements files (-r, -c, "
+            "-e, --index-url, --find-links, ...)."
+        )
     return BuildpackError(
-        f"Cannot read a line of {shown}",
+        title,
         # packaging's reasons end in a line that points at the fault: add no stop.
         f"`{line}`: {reason}" + ("" if "\n" in reason else "."),
-        "Write one requirement per line (such as `name==1.2`, `name @ https://...` or "
-        "./local/path) or an option pip accepts in requirements files (-r, -c, -e, "
-        "--index-url, --find-links, ...).",
+        fix,
         origin,
     )
 

@@ -28,7 +28,7 @@ from . import classify
 from .config import Config
 from .declared import SourceKind
 from .errors import BuildpackError, Origin
-from .indexes import AppIndexes, redact, redact_text
+from .indexes import AppIndexes
 from .output import Log
 from .tomlcompat import tomllib
 from .uvtool import Uv
@@ -341,7 +341,7 @@ def wheel_sizes(
     args += indexes.uv_args()
     done = uv.run(args, cwd=workdir, log=log)
     if done.returncode != 0:
-        log.debug("size lookup failed: " + redact_text(done.stderr.strip()))
+        log.debug("size lookup failed: " + done.stderr.strip())
         return {}
     data = tomllib.loads((workdir / "pylock.toml").read_text())
     sizes: Dict[str, int] = {}
@@ -536,9 +536,9 @@ _DEPENDS_ON = re.compile(
 
 def _clean_uv_message(stderr: str) -> str:
     """uv's message in the app's terms: no generated project, no hints about flags
-    the user never set, no credentials."""
+    the user never set (credentials are cut out when the error is shown)."""
     lines = []
-    for line in redact_text(stderr.strip()).splitlines():
+    for line in stderr.strip().splitlines():
         if line.startswith("hint:") and "--no-build-package" in line:
             continue
         lines.append(line.replace("torch-routing depends on", "the app requires"))
@@ -672,7 +672,7 @@ def torch_pin_error(
         fix = "Check BP_ML_TORCH_INDEX_URL, or run the app on a supported Python."
     return BuildpackError(
         f"No CPU build of {asked} for Python {version}",
-        f"The app asks for {asked}, but the CPU index {redact(index_url)} has no "
+        f"The app asks for {asked}, but the CPU index {index_url} has no "
         f"wheel of it for CPython {version} on {_arch()}. {have}\n\n"
         f"{_clean_uv_message(stderr)}",
         f"{fix} BP_ML_TORCH_VARIANT=as-declared installs exactly what the files "

@@ -19,7 +19,7 @@ from typing import Dict, List, Mapping, Optional, Sequence
 
 from .cnb import Layer, LayerTypes
 from .errors import BuildpackError
-from .indexes import DEFAULT_INDEX_VARIABLES, EXTRA_INDEX_VARIABLES, redact_text
+from .indexes import DEFAULT_INDEX_VARIABLES, EXTRA_INDEX_VARIABLES
 from .output import Log
 
 UV_VERSION = "0.13.9"
@@ -37,7 +37,6 @@ class Uv:
             name: value
             for name, value in env.items()
             if name not in DEFAULT_INDEX_VARIABLES + EXTRA_INDEX_VARIABLES
-            or name.startswith("PIP_")
         }
         self.env.update(
             {
@@ -56,7 +55,7 @@ class Uv:
         self, args: Sequence[str], cwd: Path, log: Log
     ) -> subprocess.CompletedProcess:
         """Run ``uv <args>``; return the finished process (stdout and stderr text)."""
-        log.debug("uv " + redact_text(" ".join(args)))
+        log.debug("uv " + " ".join(args))
         return subprocess.run(
             [str(self.binary), *args],
             cwd=str(cwd),
@@ -199,9 +198,7 @@ def _bundled_pip_wheel() -> Optional[Path]:
 def _run_checked(args: List[str], env: Mapping[str, str], log: Log, title: str) -> None:
     log.detail(
         "Running "
-        + redact_text(
-            " ".join(os.path.basename(a) if i == 0 else a for i, a in enumerate(args))
-        )
+        + " ".join(os.path.basename(a) if i == 0 else a for i, a in enumerate(args))
     )
     done = subprocess.run(
         args,
@@ -215,7 +212,7 @@ def _run_checked(args: List[str], env: Mapping[str, str], log: Log, title: str) 
         raise BuildpackError(
             title,
             f"The command exited with status {done.returncode}:\n"
-            + redact_text(done.stdout.strip()),
+            + done.stdout.strip(),
             "Check that PyPI, or the index in PIP_INDEX_URL, can be reached from "
             "the build (proxy and CA certificate: pass SSL_CERT_FILE with pack "
             "build --env).",
